@@ -1,0 +1,487 @@
+"""Semantic checks: every rule a published topology must satisfy, reported all at once.
+
+Each check is a small function over the model that yields diagnostics; `run_checks` runs them all.
+The rules come from Microsoft's planning documentation (see ../shared/reference/sfb-deployment.md):
+pool sizes, next hops, simple URLs, web services FQDNs, certificate policy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
+
+from . import model as m
+from .diagnostics import Diagnostic, Span, diagnostic
+
+Check = Callable[[m.Topology, "Reporter"], None]
+
+MAX_FRONT_ENDS = {2015: 12, 2019: 16}
+SMART_SETUP_MODES = ("wsus", "microsoft_update", "off")
+KEY_SIZES = (1024, 2048, 4096)
+# X.520 upper bounds for the subject fields a certificate request carries.
+SUBJECT_FIELD_MAX = 64
+TEXT_MAX = 255
+SIGNATURE_MARKER = "# SIG # Begin signature block"
+
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+# Characters a value must never hold: C0/C1 controls, DEL, line and paragraph separators, and the
+# bidirectional controls that can make a reviewer read a different text than PowerShell runs.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+class Reporter:
+    def __init__(self, file: str):
+        self.file = file
+        self.diagnostics: list[Diagnostic] = []
+
+    def __call__(self, code: str, span: Span, problem: str, fix: str) -> None:
+        self.diagnostics.append(diagnostic(code, span, problem, fix, self.file))
+
+
+def fqdn_problem(value: str) -> str | None:
+    """Why `value` is not a fully qualified domain name, or None when it is one."""
+    if len(value) > 253:
+        return "it is longer than 253 characters"
+    labels = value.split(".")
+    if len(labels) < 2:
+        return "it has no domain part (an FQDN looks like server.contoso.com)"
+    for label in labels:
+        if not label:
+            return "it has an empty label (two dots in a row, or a dot at an end)"
+        if not _LABEL.match(label):
+            if len(label) > 63:
+                return f"the label '{label[:20]}...' is longer than 63 characters"
+            return f"the label '{label}' may hold only letters, digits and inner hyphens"
+    if labels[-1].isdigit():
+        return "it ends in a number, like an IP address; give the DNS name"
+    return None
+
+
+def _display(value: str) -> str:
+    """A value shown inside a message, control characters made visible and length bounded."""
+    shown = "".join(c if not _FORBIDDEN.match(c) else f"\\u{ord(c):04x}" for c in value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+# ---------------------------------------------------------------------------------------------------
+# Free text
+
+
+def _all_names(topology: m.Topology) -> Iterator[tuple[str, m.Name]]:
+    """Every written value with a label for messages: the input to the text-safety checks."""
+    yield "topology name", topology.name
+    for label, value in (("media", topology.media), ("install_path", topology.install_path)):
+        if value:
+            yield label, value
+    policies = [topology.certificates] + [pool.certificates for pool in topology.pools()]
+    for policy in policies:
+        if not policy:
+            continue
+        for field in ("ca", "template", "organization", "unit", "city", "state", "country"):
+            value = getattr(policy, field)
+            if value:
+                yield field, value
+    for url in topology.simple_urls:
+        yield "simple URL", url.url
+    for site in topology.sites:
+        yield "site name", site.name
+
+
+def check_text(topology: m.Topology, report: Reporter) -> None:
+    for label, name in _all_names(topology):
+        value = name.value
+        bad = _FORBIDDEN.search(value)
+        if bad:
+            char = bad.group()
+            column = name.span.column + bad.start()
+            report(
+                "SFB290",
+                Span(name.span.line, column, name.span.line, column + 1),
+                f"the {label} contains the control character U+{ord(char):04X}",
+                "remove it: values are written into PowerShell scripts and must be plain text",
+            )
+        elif SIGNATURE_MARKER.lower() in value.lower():
+            report(
+                "SFB291",
+                name.span,
+                f"the {label} contains the text '{SIGNATURE_MARKER}', which marks where a script's signature starts",
+                "remove it: a script holding that text cannot be signed or verified reliably",
+            )
+        limit = SUBJECT_FIELD_MAX if label in ("organization", "unit", "city", "state") else TEXT_MAX
+        if len(value) > limit:
+            report("SFB292", name.span, f"the {label} is {len(value)} characters long", f"keep it to {limit} characters")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Topology-wide settings
+
+
+def check_settings(topology: m.Topology, report: Reporter) -> None:
+    name_span = topology.name.span
+    if topology.product is None:
+        report("SFB107", name_span, "the topology does not say which product it deploys", "add 'product 2015' or 'product 2019'")
+    elif topology.product.value not in MAX_FRONT_ENDS:
+        report(
+            "SFB250",
+            topology.product.span,
+            f"product {topology.product.value} is not a Skype for Business Server version sfbgen deploys",
+            "write 'product 2015' or 'product 2019'",
+        )
+    if topology.media is None:
+        report(
+            "SFB107",
+            name_span,
+            "the topology does not say where the installation media is",
+            'add media "\\\\fileserver\\share\\SfB" (a UNC path or a local path such as D:\\)',
+        )
+    elif not re.match(r"^([A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)", topology.media.value):
+        report(
+            "SFB252",
+            topology.media.span,
+            f"the media path '{_display(topology.media.value)}' is not absolute",
+            "give a drive path such as D:\\ or a UNC path such as \\\\files\\Media\\SfB",
+        )
+    if topology.install_path is not None and not re.match(r"^[A-Za-z]:\\", topology.install_path.value):
+        report(
+            "SFB251",
+            topology.install_path.span,
+            f"the install path '{_display(topology.install_path.value)}' is not an absolute local path",
+            "give a path on a local drive, such as D:\\Program Files\\Skype for Business Server 2015",
+        )
+    for label, value, allowed in (
+        ("smart_setup", topology.smart_setup, SMART_SETUP_MODES),
+        ("mobility", topology.mobility, ("on", "off")),
+    ):
+        if value is not None and value.value not in allowed:
+            report(
+                "SFB108",
+                value.span,
+                f"'{_display(value.value)}' is not a {label} setting",
+                "write one of " + ", ".join(allowed),
+            )
+
+
+def check_sites(topology: m.Topology, report: Reporter) -> None:
+    seen: dict[str, m.Site] = {}
+    for site in topology.sites:
+        key = site.name.value.casefold()
+        if key in seen:
+            first = seen[key].name.span
+            report(
+                "SFB253",
+                site.name.span,
+                f"the site '{_display(site.name.value)}' is defined twice (first at {first.line}:{first.column})",
+                "give every site its own name, or merge the two blocks",
+            )
+        else:
+            seen[key] = site
+    if not any(pool.kind in m.FRONT_END_KINDS for pool in topology.pools()):
+        report(
+            "SFB226",
+            topology.name.span,
+            "the topology has no Front End pool or Standard Edition server",
+            "add an enterprise_pool or a standard_edition: every deployment needs one to hold its configuration",
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# FQDNs
+
+
+def _fqdns(topology: m.Topology) -> Iterator[tuple[str, m.Name, m.Pool]]:
+    """Every FQDN that names a computer or a service, with what it names."""
+    for pool in topology.pools():
+        yield m.POOL_WORD[pool.kind], pool.fqdn, pool
+        if pool.kind != "standard":
+            for server in pool.servers:
+                yield "server", server.fqdn, pool
+        if isinstance(pool, m.WebPool):
+            if pool.web_internal:
+                yield "internal web services FQDN", pool.web_internal, pool
+            if pool.web_external:
+                yield "external web services FQDN", pool.web_external, pool
+        if isinstance(pool, m.EdgePool):
+            for label, value in (
+                ("Access Edge FQDN", pool.access_edge),
+                ("Web Conferencing Edge FQDN", pool.webconf_edge),
+                ("A/V Edge FQDN", pool.av_edge),
+            ):
+                if value:
+                    yield label, value, pool
+
+
+def _may_share(a: tuple[str, m.Name, m.Pool], b: tuple[str, m.Name, m.Pool]) -> bool:
+    """FQDNs that are allowed to be equal."""
+    (label_a, _, pool_a), (label_b, _, pool_b) = a, b
+    edge_labels = ("Access Edge FQDN", "Web Conferencing Edge FQDN", "A/V Edge FQDN")
+    if pool_a is pool_b and label_a in edge_labels and label_b in edge_labels:
+        return True  # one external FQDN for all three Edge services (single-IP Edge, distinct ports)
+    if pool_a is pool_b and pool_a.kind == "standard":
+        # A Standard Edition server's internal web FQDN is its own FQDN.
+        return {label_a, label_b} == {"Standard Edition server", "internal web services FQDN"}
+    return False
+
+
+def check_fqdns(topology: m.Topology, report: Reporter) -> None:
+    seen: dict[str, tuple[str, m.Name, m.Pool]] = {}
+    for entry in _fqdns(topology):
+        label, name, pool = entry
+        problem = fqdn_problem(name.value)
+        if problem:
+            report("SFB202", name.span, f"the {label} '{_display(name.value)}' is not a valid FQDN: {problem}", "write a fully qualified DNS name")
+            continue
+        if label == "server" or pool.kind == "standard" and label == "Standard Edition server":
+            host = name.value.split(".")[0]
+            if len(host) > 15:
+                report(
+                    "SFB203",
+                    name.span,
+                    f"the computer name '{host}' is {len(host)} characters long; Windows computer names have at most 15",
+                    "use the server's real FQDN, whose first label is its computer name",
+                )
+        key = name.value.lower().rstrip(".")
+        if key in seen and not _may_share(seen[key], entry):
+            first_label, first, _ = seen[key]
+            report(
+                "SFB201",
+                name.span,
+                f"'{name.value}' is used twice: here as {label} and at {first.span.line}:{first.span.column} as {first_label}",
+                "give every server, pool and service its own FQDN",
+            )
+        else:
+            seen.setdefault(key, entry)
+
+
+def check_sip_domains(topology: m.Topology, report: Reporter) -> None:
+    seen: dict[str, m.SipDomain] = {}
+    for domain in topology.sip_domains:
+        problem = fqdn_problem(domain.name.value)
+        if problem:
+            report("SFB202", domain.name.span, f"the SIP domain '{_display(domain.name.value)}' is not a valid domain name: {problem}", "write a DNS domain such as contoso.com")
+        key = domain.name.value.lower()
+        if key in seen:
+            report("SFB206", domain.name.span, f"the SIP domain '{domain.name.value}' is listed twice", "list each SIP domain once")
+        seen.setdefault(key, domain)
+    primaries = [d for d in topology.sip_domains if d.primary]
+    if not primaries:
+        span = topology.sip_domains[0].span if topology.sip_domains else topology.name.span
+        report("SFB204", span, "no SIP domain is marked primary", "mark exactly one: sip_domain contoso.com primary")
+    for extra in primaries[1:]:
+        first = primaries[0].span
+        report(
+            "SFB205",
+            extra.span,
+            f"a second primary SIP domain (the first is at {first.line}:{first.column})",
+            "mark exactly one SIP domain primary",
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Simple URLs
+
+
+def _url_key(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.hostname or "") + parts.path.rstrip("/")
+
+
+def check_simple_urls(topology: m.Topology, report: Reporter) -> None:
+    domains = {d.name.value.lower(): d for d in topology.sip_domains}
+    primary = (topology.primary_sip_domain or "").lower()
+    pool_fqdns = {pool.fqdn.value.lower() for pool in topology.pools()}
+    meet_for: dict[str, m.SimpleUrl] = {}
+    singles: dict[str, m.SimpleUrl] = {}
+    valid: list[m.SimpleUrl] = []
+    for url in topology.simple_urls:
+        kind = url.kind.value
+        if kind not in ("meet", "dialin", "admin"):
+            report("SFB219", url.kind.span, f"'{_display(kind)}' is not a kind of simple URL", "write meet, dialin or admin")
+            continue
+        if url.domain is not None and kind != "meet":
+            report("SFB106", url.domain.span, f"a {kind} URL serves every SIP domain and takes no 'for'", "remove 'for ...'")
+        if kind == "meet":
+            domain = (url.domain.value if url.domain else primary).lower()
+            if url.domain is not None and domain not in domains:
+                report("SFB217", url.domain.span, f"'{_display(url.domain.value)}' is not one of the topology's SIP domains", "add it with sip_domain, or name a listed domain")
+            elif domain in meet_for:
+                first = meet_for[domain].span
+                report("SFB218", url.span, f"a second Meet URL for {domain} (the first is at {first.line}:{first.column})", "keep one Meet URL per SIP domain")
+            else:
+                meet_for[domain] = url
+        elif kind in singles:
+            first = singles[kind].span
+            report("SFB218", url.span, f"a second {kind} URL (the first is at {first.line}:{first.column})", f"keep one {kind} URL")
+        else:
+            singles[kind] = url
+        if _check_url_syntax(url, pool_fqdns, report):
+            valid.append(url)
+    for name, domain in domains.items():
+        if name not in meet_for:
+            report("SFB210", domain.span, f"the SIP domain {domain.name.value} has no Meet URL", f'add simple_url meet "https://meet.{domain.name.value}" for {domain.name.value}')
+    if "dialin" not in singles and topology.sip_domains:
+        report("SFB211", topology.name.span, "the topology has no Dial-in URL", f'add simple_url dialin "https://dialin.{topology.primary_sip_domain}"')
+    keys = sorted(((_url_key(u.url.value).lower(), u) for u in valid), key=lambda pair: pair[0])
+    for (key_a, a), (key_b, b) in zip(keys, keys[1:]):
+        if key_b == key_a or key_b.startswith(key_a + "/"):
+            report(
+                "SFB215",
+                b.url.span,
+                f"the URL {b.url.value} starts with the URL {a.url.value} (at {a.span.line}:{a.span.column}), so requests for one reach the other",
+                "give every simple URL its own host or its own path",
+            )
+
+
+def _check_url_syntax(url: m.SimpleUrl, pool_fqdns: set[str], report: Reporter) -> bool:
+    value = url.url.value
+    if not value.lower().startswith("https://"):
+        scheme = value.split("://")[0] if "://" in value else "no scheme"
+        report("SFB212", url.url.span, f"the simple URL '{_display(value)}' uses {scheme}, not https", "write it as https://host[/path]")
+        return False
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        report("SFB216", url.url.span, f"'{_display(value)}' is not a valid URL", "write it as https://host[/path]")
+        return False
+    if parts.username or parts.password or parts.query or parts.fragment or " " in value:
+        report("SFB216", url.url.span, f"the simple URL '{_display(value)}' has a user, query, fragment or space", "write it as https://host[/path]")
+        return False
+    if port is not None or value[8:].split("/")[0].endswith(":"):
+        report("SFB213", url.url.span, f"the simple URL '{_display(value)}' names a port", "remove the port: simple URLs are served on 443")
+        return False
+    host = parts.hostname or ""
+    problem = fqdn_problem(host)
+    if problem:
+        report("SFB216", url.url.span, f"the host of '{_display(value)}' is not a valid FQDN: {problem}", "write it as https://host[/path]")
+        return False
+    if host.lower() in pool_fqdns:
+        report("SFB214", url.url.span, f"the simple URL host {host} is a pool FQDN", "use a host of its own, such as meet.<sipdomain>")
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pools
+
+
+def check_pools(topology: m.Topology, report: Reporter) -> None:
+    version = topology.product_version
+    limit = MAX_FRONT_ENDS.get(version, 12)
+    for pool in topology.pools():
+        count = len(pool.servers)
+        what = m.POOL_WORD[pool.kind]
+        if count == 0:
+            member = "front_end" if pool.kind == "enterprise" else "server"
+            report("SFB224", pool.fqdn.span, f"the {what} {pool.fqdn.value} has no servers", f"add its members with '{member} <fqdn>'")
+            continue
+        if pool.kind != "enterprise":
+            continue
+        if count > limit:
+            report("SFB220", pool.fqdn.span, f"the pool {pool.fqdn.value} has {count} Front End servers; Skype for Business Server {version} allows {limit}", "split it into two pools")
+        elif count == 2 and version == 2019:
+            report("SFB221", pool.fqdn.span, f"the pool {pool.fqdn.value} has two Front End servers, which Skype for Business Server 2019 refuses", "use three or more Front End servers (or one)")
+        elif count == 2:
+            report("SFB222", pool.fqdn.span, f"the pool {pool.fqdn.value} has two Front End servers: if either stops, the pool may lose quorum", "use three or more Front End servers")
+        elif count == 1:
+            report("SFB223", pool.fqdn.span, f"the pool {pool.fqdn.value} has one Front End server and no redundancy", "use three or more Front End servers, or a Standard Edition server")
+
+
+def check_web_services(topology: m.Topology, report: Reporter) -> None:
+    for pool in topology.pools():
+        if not isinstance(pool, m.WebPool):
+            continue
+        internal, external = pool.web_internal, pool.web_external
+        if external is None:
+            report("SFB262", pool.fqdn.span, f"the {m.POOL_WORD[pool.kind]} {pool.fqdn.value} has no external web services FQDN", f"add: web_services external <fqdn> inside its block")
+        if pool.kind == "standard" and internal and internal.value.lower() != pool.fqdn.value.lower():
+            report("SFB263", internal.span, "a Standard Edition server's internal web services FQDN is always its own FQDN", "remove 'internal ...' from web_services")
+            internal = None
+        if internal and external and internal.value.lower() == external.value.lower():
+            report("SFB260", external.span, f"the internal and external web services FQDNs are both {external.value}", "give external web services their own FQDN, resolvable from the internet")
+        if pool.kind in ("enterprise", "director"):
+            for side, value in (("internal", internal), ("external", external)):
+                if value and value.value.lower() == pool.fqdn.value.lower():
+                    report("SFB261", value.span, f"the {side} web services FQDN equals the pool FQDN {pool.fqdn.value}", "give web services their own FQDN (load balancers route them differently)")
+
+
+def check_next_hops(topology: m.Topology, report: Reporter) -> None:
+    pools = {pool.fqdn.value.lower(): pool for pool in topology.pools()}
+    pool_of_server = {server.fqdn.value.lower(): pool for pool, server in topology.servers()}
+    for pool in topology.pools():
+        if not isinstance(pool, (m.EdgePool, m.MediationPool)):
+            continue
+        what = m.POOL_WORD[pool.kind]
+        if pool.next_hop is None:
+            report("SFB232", pool.fqdn.span, f"the {what} {pool.fqdn.value} has no next hop", "add 'next_hop <Front End pool FQDN>' inside its block")
+            continue
+        target = pool.next_hop.value.lower()
+        if target in pools:
+            hop = pools[target]
+            if hop.kind not in m.FRONT_END_KINDS and not (pool.kind == "edge" and hop.kind == "director"):
+                report("SFB231", pool.next_hop.span, f"the next hop {pool.next_hop.value} is a {m.POOL_WORD[hop.kind]}", "name a Front End pool or a Standard Edition server")
+        elif target in pool_of_server:
+            owner = pool_of_server[target]
+            report("SFB230", pool.next_hop.span, f"{pool.next_hop.value} is a server, not a pool", f"name its pool: next_hop {owner.fqdn.value}")
+        else:
+            report("SFB230", pool.next_hop.span, f"the next hop {_display(pool.next_hop.value)} is not a pool in this topology", "name a Front End pool or Standard Edition server defined here")
+
+
+def check_edges(topology: m.Topology, report: Reporter) -> None:
+    for pool in topology.pools():
+        if not isinstance(pool, m.EdgePool):
+            continue
+        for word, value in (("access_edge", pool.access_edge), ("webconf_edge", pool.webconf_edge), ("av_edge", pool.av_edge)):
+            if value is None:
+                report("SFB240", pool.fqdn.span, f"the Edge pool {pool.fqdn.value} has no '{word}' FQDN", f"add '{word} <external fqdn>' inside its block")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Certificate policy
+
+
+def check_certificate_policy(topology: m.Topology, report: Reporter) -> None:
+    policies = [topology.certificates] + [pool.certificates for pool in topology.pools()]
+    for policy in policies:
+        if policy is None:
+            continue
+        if policy.key_size is not None:
+            size = policy.key_size.value
+            if size not in KEY_SIZES:
+                report("SFB301", policy.key_size.span, f"a key size of {size} bits is not supported", "use 2048 (the default) or 4096")
+            elif size == 1024:
+                report("SFB302", policy.key_size.span, "1024-bit keys are weak and rejected by most public CAs", "use 2048 or 4096")
+        if policy.ca is not None:
+            ca_fqdn, sep, ca_name = policy.ca.value.partition("\\")
+            if not sep or not ca_name.strip() or fqdn_problem(ca_fqdn):
+                report("SFB303", policy.ca.span, f"'{_display(policy.ca.value)}' is not an online authority", 'write it as "<CA server FQDN>\\<CA name>", e.g. "ca01.contoso.com\\Contoso Issuing CA"')
+        if policy.country is not None and not re.fullmatch(r"[A-Z]{2}", policy.country.value):
+            report("SFB304", policy.country.span, f"the country '{_display(policy.country.value)}' is not a two-letter country code", "write an ISO 3166 code such as US or DE")
+        if policy.template is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 ._-]*", policy.template.value):
+            report("SFB308", policy.template.span, f"'{_display(policy.template.value)}' is not a certificate template name", "give the template's name as the CA administrator defined it (letters, digits, spaces, . _ -)")
+        for label, value, allowed in (("web", policy.web, ("combined", "separate")), ("sip_names", policy.sip_names, ("on", "off"))):
+            if value is not None and value.value not in allowed:
+                report("SFB108", value.span, f"'{_display(value.value)}' is not a '{label}' setting", "write one of " + ", ".join(allowed))
+
+
+CHECKS: tuple[Check, ...] = (
+    check_text,
+    check_settings,
+    check_sites,
+    check_fqdns,
+    check_sip_domains,
+    check_simple_urls,
+    check_pools,
+    check_web_services,
+    check_next_hops,
+    check_edges,
+    check_certificate_policy,
+)
+
+
+def run_checks(topology: m.Topology, file: str) -> list[Diagnostic]:
+    """Run every semantic check; return all diagnostics (errors and warnings)."""
+    report = Reporter(file)
+    for check in CHECKS:
+        check(topology, report)
+    return report.diagnostics

@@ -1,0 +1,174 @@
+"""The typed topology model: what a topology file says, with the source span of every part.
+
+The model is built by `sfbgen.transform` from the parse tree and is frozen. It records what was
+written, not what is valid: a missing product or a malformed FQDN is representable, so that the checks
+in `sfbgen.checks` can report every problem at once with its place in the source.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .diagnostics import Span
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    span: Span
+
+
+class Name(Node):
+    """A value as written — an FQDN, a path, a free text — with the span of the token it came from."""
+
+    value: str
+
+
+class Number(Node):
+    value: int
+
+
+class SipDomain(Node):
+    name: Name
+    primary: bool = False
+
+
+SimpleUrlKind = Literal["meet", "dialin", "admin"]
+
+
+class SimpleUrl(Node):
+    kind: Name  # one of SimpleUrlKind when valid; kept as written so a typo can be reported
+    url: Name
+    domain: Name | None = None  # the SIP domain a Meet URL serves
+
+
+class CertificatePolicy(Node):
+    """A `certificates { ... }` block. Unset fields inherit from the enclosing level."""
+
+    authority: Literal["online", "offline"] | None = None
+    authority_span: Span | None = None
+    ca: Name | None = None  # "<ca fqdn>\<ca name>" for an online authority
+    public: bool = False  # an offline request answered by a public CA
+    template: Name | None = None
+    key_size: Number | None = None
+    organization: Name | None = None
+    unit: Name | None = None
+    city: Name | None = None
+    state: Name | None = None
+    country: Name | None = None
+    web: Name | None = None  # 'combined' (default) or 'separate'
+    sip_names: Name | None = None  # 'on' adds sip.<domain> for every SIP domain (strict DNS / auto-logon)
+
+
+class Server(Node):
+    fqdn: Name
+
+
+class PoolBase(Node):
+    fqdn: Name
+    site: str
+    servers: tuple[Server, ...] = ()
+    certificates: CertificatePolicy | None = None
+
+
+class WebPool(PoolBase):
+    web_internal: Name | None = None
+    web_external: Name | None = None
+
+
+class EnterprisePool(WebPool):
+    kind: Literal["enterprise"] = "enterprise"
+
+
+class StandardEditionServer(WebPool):
+    """A Standard Edition server: a pool of exactly one server whose FQDN is the pool's."""
+
+    kind: Literal["standard"] = "standard"
+
+
+class DirectorPool(WebPool):
+    kind: Literal["director"] = "director"
+
+
+class MediationPool(PoolBase):
+    kind: Literal["mediation"] = "mediation"
+    next_hop: Name | None = None
+
+
+class EdgePool(PoolBase):
+    kind: Literal["edge"] = "edge"
+    next_hop: Name | None = None
+    access_edge: Name | None = None
+    webconf_edge: Name | None = None
+    av_edge: Name | None = None
+
+
+Pool = Annotated[
+    Union[EnterprisePool, StandardEditionServer, DirectorPool, MediationPool, EdgePool],
+    Field(discriminator="kind"),
+]
+
+# Pools whose servers run the Front End role and can be a next hop for Edge and Mediation pools.
+FRONT_END_KINDS = ("enterprise", "standard")
+
+ROLE_OF_KIND = {
+    "enterprise": "FrontEnd",
+    "standard": "StandardEdition",
+    "director": "Director",
+    "mediation": "Mediation",
+    "edge": "Edge",
+}
+
+POOL_WORD = {
+    "enterprise": "Enterprise Edition Front End pool",
+    "standard": "Standard Edition server",
+    "director": "Director pool",
+    "mediation": "Mediation pool",
+    "edge": "Edge pool",
+}
+
+
+class Site(Node):
+    name: Name
+    pools: tuple[Pool, ...] = ()
+
+
+class Topology(Node):
+    name: Name
+    product: Number | None = None
+    media: Name | None = None
+    install_path: Name | None = None
+    smart_setup: Name | None = None
+    mobility: Name | None = None
+    sip_domains: tuple[SipDomain, ...] = ()
+    simple_urls: tuple[SimpleUrl, ...] = ()
+    certificates: CertificatePolicy | None = None
+    sites: tuple[Site, ...] = ()
+
+    def pools(self) -> list[Pool]:
+        return [pool for site in self.sites for pool in site.pools]
+
+    def servers(self) -> list[tuple[Pool, Server]]:
+        return [(pool, server) for pool in self.pools() for server in pool.servers]
+
+    @property
+    def product_version(self) -> int:
+        return self.product.value if self.product else 2015
+
+    @property
+    def mobility_enabled(self) -> bool:
+        return bool(self.mobility and self.mobility.value == "on")
+
+    @property
+    def primary_sip_domain(self) -> str | None:
+        for domain in self.sip_domains:
+            if domain.primary:
+                return domain.name.value
+        return self.sip_domains[0].name.value if self.sip_domains else None
+
+    def effective_install_path(self) -> str:
+        if self.install_path:
+            return self.install_path.value
+        return f"C:\\Program Files\\Skype for Business Server {self.product_version}"

@@ -1,0 +1,290 @@
+"""Building the typed model from the parse tree, a separate pass after parsing.
+
+Each grammar rule has a method of the same name. Statements become `Item`s; the enclosing block
+collects them into a model object and reports what the grammar cannot: a setting given twice, or a
+setting that the block's kind does not allow (a `front_end` in an Edge pool).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from lark import Token, Transformer, Tree, v_args
+
+from . import model as m
+from .diagnostics import Diagnostic, Span, diagnostic
+
+
+class Item(NamedTuple):
+    key: str
+    value: Any
+    span: Span  # the whole statement
+
+
+def _span(token: Token) -> Span:
+    return Span(token.line, token.column, token.end_line, token.end_column)
+
+
+def _meta_span(meta) -> Span:
+    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _name(token: Token) -> m.Name:
+    return m.Name(value=str(token), span=_span(token))
+
+
+def _text(token: Token) -> m.Name:
+    """A quoted string's content; the span covers the content, so a caret points inside the quotes."""
+    line, col = token.line, token.column
+    return m.Name(value=str(token)[1:-1], span=Span(line, col + 1, line, col + len(token) - 1))
+
+
+def _number(token: Token) -> m.Number:
+    return m.Number(value=int(token), span=_span(token))
+
+
+# Which pool statements each kind of pool allows, and which ones repeat.
+_POOL_ITEMS = {
+    "enterprise": {"front_end", "web_services", "certificates"},
+    "standard": {"web_services", "certificates"},
+    "director": {"server", "web_services", "certificates"},
+    "mediation": {"server", "next_hop", "certificates"},
+    "edge": {"server", "next_hop", "access_edge", "webconf_edge", "av_edge", "certificates"},
+}
+_REPEATABLE = {"front_end", "server", "sip_domain", "simple_url", "site"}
+_MEMBER_WORD = {"enterprise": "front_end", "director": "server", "mediation": "server", "edge": "server"}
+
+
+@v_args(meta=True)
+class TopologyBuilder(Transformer):
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+        self.diagnostics: list[Diagnostic] = []
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _report(self, code: str, span: Span, problem: str, fix: str) -> None:
+        self.diagnostics.append(diagnostic(code, span, problem, fix, self.file))
+
+    def _collect(self, items: list[Item], block: str, allowed: set[str] | None = None) -> dict[str, Any]:
+        """Fold statements into {key: value}; repeatable keys into lists; report repeats and misfits."""
+        fields: dict[str, Any] = {}
+        first_span: dict[str, Span] = {}
+        for item in items:
+            if allowed is not None and item.key not in allowed:
+                self._report_misplaced(item, block)
+                continue
+            if item.key in _REPEATABLE:
+                fields.setdefault(item.key, []).append(item.value)
+            elif item.key in fields:
+                first = first_span[item.key]
+                self._report(
+                    "SFB105",
+                    item.span,
+                    f"'{item.key}' is given twice in this {block} (first at {first.line}:{first.column})",
+                    "keep one of them",
+                )
+            else:
+                fields[item.key] = item.value
+                first_span[item.key] = item.span
+        return fields
+
+    def _report_misplaced(self, item: Item, block: str) -> None:
+        fixes = {
+            "front_end": "Front End servers belong in an enterprise_pool; other pools list members with 'server'",
+            "server": "an enterprise_pool lists its members with 'front_end'",
+            "web_services": "only Front End, Standard Edition and Director pools have web services",
+            "next_hop": "only Edge and Mediation pools have a next hop",
+        }
+        fix = fixes.get(item.key, f"remove it, or move it to a pool that has '{item.key}'")
+        if block == "Standard Edition server" and item.key in ("front_end", "server"):
+            self._report(
+                "SFB225",
+                item.span,
+                "a Standard Edition server is a pool of one: it has no members",
+                "remove this line, or make the pool an enterprise_pool",
+            )
+            return
+        self._report("SFB106", item.span, f"'{item.key}' is not allowed in a {block}", fix)
+
+    # -- topology -----------------------------------------------------------------------------------
+
+    def start(self, meta, children):
+        return children[0]
+
+    def topology(self, meta, children):
+        name, *items = children
+        fields = self._collect(items, "topology")
+        return m.Topology(
+            span=_meta_span(meta),
+            name=_text(name),
+            product=fields.get("product"),
+            media=fields.get("media"),
+            install_path=fields.get("install_path"),
+            smart_setup=fields.get("smart_setup"),
+            mobility=fields.get("mobility"),
+            sip_domains=tuple(fields.get("sip_domain", ())),
+            simple_urls=tuple(fields.get("simple_url", ())),
+            certificates=fields.get("certificates"),
+            sites=tuple(fields.get("site", ())),
+        )
+
+    def product(self, meta, children):
+        return Item("product", _number(children[0]), _meta_span(meta))
+
+    def media(self, meta, children):
+        return Item("media", _text(children[0]), _meta_span(meta))
+
+    def install_path(self, meta, children):
+        return Item("install_path", _text(children[0]), _meta_span(meta))
+
+    def smart_setup(self, meta, children):
+        return Item("smart_setup", _name(children[0]), _meta_span(meta))
+
+    def mobility(self, meta, children):
+        return Item("mobility", _name(children[0]), _meta_span(meta))
+
+    def sip_domain(self, meta, children):
+        domain = m.SipDomain(span=_meta_span(meta), name=_name(children[0]), primary=len(children) > 1)
+        return Item("sip_domain", domain, _meta_span(meta))
+
+    def simple_url(self, meta, children):
+        kind, url, *rest = children
+        url_model = m.SimpleUrl(span=_meta_span(meta), kind=_name(kind), url=_text(url), domain=rest[0] if rest else None)
+        return Item("simple_url", url_model, _meta_span(meta))
+
+    def simple_url_domain(self, meta, children):
+        return _name(children[0])
+
+    # -- certificates -------------------------------------------------------------------------------
+
+    def certificates(self, meta, children):
+        fields = self._collect(children, "certificates block")
+        authority = fields.pop("authority", None)
+        values: dict[str, Any] = {}
+        if authority is not None:
+            kind, ca, public, span = authority
+            values.update(authority=kind, authority_span=span, ca=ca, public=public)
+        return Item("certificates", m.CertificatePolicy(span=_meta_span(meta), **values, **fields), _meta_span(meta))
+
+    def authority_online(self, meta, children):
+        return Item("authority", ("online", _text(children[0]), False, _meta_span(meta)), _meta_span(meta))
+
+    def authority_offline(self, meta, children):
+        return Item("authority", ("offline", None, bool(children), _meta_span(meta)), _meta_span(meta))
+
+    def template(self, meta, children):
+        return Item("template", _text(children[0]), _meta_span(meta))
+
+    def key_size(self, meta, children):
+        return Item("key_size", _number(children[0]), _meta_span(meta))
+
+    def organization(self, meta, children):
+        return Item("organization", _text(children[0]), _meta_span(meta))
+
+    def unit(self, meta, children):
+        return Item("unit", _text(children[0]), _meta_span(meta))
+
+    def city(self, meta, children):
+        return Item("city", _text(children[0]), _meta_span(meta))
+
+    def state(self, meta, children):
+        return Item("state", _text(children[0]), _meta_span(meta))
+
+    def country(self, meta, children):
+        return Item("country", _text(children[0]), _meta_span(meta))
+
+    def web_certificates(self, meta, children):
+        return Item("web", _name(children[0]), _meta_span(meta))
+
+    def sip_names(self, meta, children):
+        return Item("sip_names", _name(children[0]), _meta_span(meta))
+
+    # -- sites and pools ----------------------------------------------------------------------------
+
+    def site(self, meta, children):
+        name, *pools = children
+        site_name = _text(name)
+        # Pools were built before their site was known; give each its site now.
+        pools = tuple(pool.model_copy(update={"site": site_name.value}) for pool in pools)
+        return Item("site", m.Site(span=_meta_span(meta), name=site_name, pools=pools), _meta_span(meta))
+
+    def pool_body(self, meta, children):
+        return list(children)
+
+    def _pool(self, kind: str, meta, children):
+        fqdn, *body = children
+        items = body[0] if body else []
+        fields = self._collect(items, m.POOL_WORD[kind].replace("Enterprise Edition ", ""), _POOL_ITEMS[kind])
+        members = fields.pop(_MEMBER_WORD.get(kind, "server"), [])
+        web = fields.pop("web_services", None)
+        values: dict[str, Any] = dict(span=_meta_span(meta), fqdn=_name(fqdn), site="", **fields)
+        if kind == "standard":
+            # A Standard Edition server is its own (only) member.
+            values["servers"] = (m.Server(span=_span(fqdn), fqdn=_name(fqdn)),)
+        else:
+            values["servers"] = tuple(members)
+        if web:
+            values.update(web)
+        cls = {
+            "enterprise": m.EnterprisePool,
+            "standard": m.StandardEditionServer,
+            "director": m.DirectorPool,
+            "mediation": m.MediationPool,
+            "edge": m.EdgePool,
+        }[kind]
+        return cls(**values)
+
+    def enterprise_pool(self, meta, children):
+        return self._pool("enterprise", meta, children)
+
+    def standard_edition(self, meta, children):
+        return self._pool("standard", meta, children)
+
+    def director_pool(self, meta, children):
+        return self._pool("director", meta, children)
+
+    def mediation_pool(self, meta, children):
+        return self._pool("mediation", meta, children)
+
+    def edge_pool(self, meta, children):
+        return self._pool("edge", meta, children)
+
+    def front_end(self, meta, children):
+        return Item("front_end", m.Server(span=_meta_span(meta), fqdn=_name(children[0])), _meta_span(meta))
+
+    def server(self, meta, children):
+        return Item("server", m.Server(span=_meta_span(meta), fqdn=_name(children[0])), _meta_span(meta))
+
+    def web_services(self, meta, children):
+        values: dict[str, m.Name] = {}
+        for side, fqdn, span in children:
+            key = f"web_{side}"
+            if key in values:
+                self._report("SFB105", span, f"'{side}' is given twice in this web_services line", "keep one of them")
+            values[key] = fqdn
+        return Item("web_services", values, _meta_span(meta))
+
+    def web_fqdn(self, meta, children):
+        side, fqdn = children
+        return (str(side), _name(fqdn), _meta_span(meta))
+
+    def next_hop(self, meta, children):
+        return Item("next_hop", _name(children[0]), _meta_span(meta))
+
+    def access_edge(self, meta, children):
+        return Item("access_edge", _name(children[0]), _meta_span(meta))
+
+    def webconf_edge(self, meta, children):
+        return Item("webconf_edge", _name(children[0]), _meta_span(meta))
+
+    def av_edge(self, meta, children):
+        return Item("av_edge", _name(children[0]), _meta_span(meta))
+
+
+def build_model(tree: Tree, file: str) -> tuple[m.Topology, list[Diagnostic]]:
+    """Transform a parse tree into the topology model, with the structural diagnostics found on the way."""
+    builder = TopologyBuilder(file)
+    topology = builder.transform(tree)
+    return topology, builder.diagnostics
