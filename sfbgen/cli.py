@@ -83,6 +83,37 @@ def check(
     raise typer.Exit(code)
 
 
+@app.command("compile")
+def compile_(
+    file: Path = typer.Argument(..., help="The topology file (.sfb).", show_default=False),
+    out: Path = typer.Option(..., "--out", "-o", help="The bundle folder to write (replaced whole, atomically)."),
+    format: Format = typer.Option(Format.text, "--format", help="How to print diagnostics."),
+) -> None:
+    """Compile a topology into per-server PowerShell bundles, RUNBOOK.md and plan.json."""
+    from .compiler import compile_file
+    from .diagnostics import DiagnosticsError, SfbgenError
+
+    try:
+        result = compile_file(file, out)
+    except DiagnosticsError as exc:
+        from .api import check_file
+
+        _emit_diagnostics(exc.diagnostics, check_file(file).source, format)
+        raise typer.Exit(_exit_code(exc.diagnostics))
+    except SfbgenError as exc:
+        typer.echo(f"sfbgen: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code)
+    _emit_diagnostics(result.diagnostics, None, format)
+    scripts = sum(name.endswith(".ps1") for name in result.files)
+    typer.echo(f"wrote {out}: {len(result.plan.servers)} servers, {scripts} scripts, RUNBOOK.md, plan.json", err=True)
+    if not result.signed:
+        typer.echo(
+            "WARNING: the bundle is NOT SIGNED. Servers with the AllSigned or RemoteSigned policy will refuse its scripts; "
+            "compile with --sign-pfx (see RUNBOOK.md).",
+            err=True,
+        )
+
+
 def main() -> None:
     """Entry point: run the app; turn anything unexpected into one line and exit 70, never a traceback."""
     try:

@@ -1,0 +1,108 @@
+"""Writing the output folder atomically: an existing bundle is replaced whole, or not at all.
+
+The new bundle is written into a temporary folder beside the destination, then swapped into place:
+on Linux with one atomic `renameat2(RENAME_EXCHANGE)`, elsewhere with two renames, whose only
+in-between state (destination missing, previous bundle parked beside it) is repaired on the next run.
+A folder sfbgen did not create is never touched.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from .diagnostics import UsageError
+
+MARKER = ".sfbgen-bundle"
+_TMP_PREFIX = ".sfbgen-tmp-"
+_OLD_PREFIX = ".sfbgen-old-"
+
+
+def _parked(out: Path, prefix: str) -> list[Path]:
+    return sorted(out.parent.glob(f"{prefix}{out.name}-*"))
+
+
+def recover(out: Path) -> None:
+    """Finish or undo a swap that a killed run left half done."""
+    if not out.exists():
+        previous = _parked(out, _OLD_PREFIX)
+        if previous:
+            os.rename(previous[-1], out)
+    for leftover in _parked(out, _TMP_PREFIX) + _parked(out, _OLD_PREFIX):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def check_destination(out: Path, inputs: list[Path]) -> None:
+    """Refuse an output folder that is not ours, or whose replacement would remove an input."""
+    resolved = out.resolve()
+    for source in inputs:
+        source = source.resolve()
+        if source == resolved or resolved in source.parents:
+            raise UsageError(f"the output folder {out} contains the input {source}; choose another --out")
+    if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
+        raise UsageError(f"refusing to use {out} as the output folder; choose a folder of its own")
+    if out.exists():
+        if not out.is_dir():
+            raise UsageError(f"{out} exists and is not a folder; choose another --out")
+        if any(out.iterdir()) and not (out / MARKER).is_file():
+            raise UsageError(
+                f"{out} exists and was not created by sfbgen (no {MARKER} file); "
+                "sfbgen replaces only its own bundles: choose an empty or new folder"
+            )
+
+
+_libc = None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    global _libc
+    if not sys.platform.startswith("linux"):
+        return False
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    renameat2 = getattr(_libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    result = renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
+    return result == 0
+
+
+def write_bundle(out: Path, files: dict[str, bytes], inputs: list[Path], marker: dict) -> None:
+    """Write `files` ({relative path: bytes}) as the folder `out`, replacing an earlier bundle atomically."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recover(out)
+    check_destination(out, inputs)
+
+    tmp = out.parent / f"{_TMP_PREFIX}{out.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        made: set[Path] = {tmp}
+        for relative, data in sorted(files.items()):
+            target = tmp / relative
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
+            target.write_bytes(data)
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if out.exists():
+            if _exchange(tmp, out):
+                shutil.rmtree(tmp, ignore_errors=True)  # now the previous bundle
+                return
+            parked = out.parent / f"{_OLD_PREFIX}{out.name}-{os.getpid()}"
+            os.rename(out, parked)
+            os.rename(tmp, out)
+            shutil.rmtree(parked, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,319 @@
+"""Planning: from a checked topology to the scripts of every server and the ordered runbook steps.
+
+The plan is the one place that knows the order of work across servers:
+- every server runs its steps 1 → 2 → 3 → 4;
+- an Edge's step 1 waits for the configuration export on a Front End (the Edge is not domain-joined
+  and cannot read the Central Management Store);
+- the OAuthTokenIssuer certificate is requested and assigned globally in the step 3 of one Front End,
+  before any other server's step 3;
+- the other members of an Edge pool import the pool's external certificate after the first member
+  obtained it;
+- an offline request is two steps with the certificate authority in between;
+- an Enterprise pool starts with one Start-CsPool after every member finished step 3;
+- a Front End pool starts before the Edge and Mediation pools that use it as next hop.
+Templates receive these plan objects, never the parse tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import model as m
+from .certificates import CertificatePlanner, CertificateRequest, oauth_host
+
+STEP_FILES = {
+    "local-store": "1-Install-LocalConfigurationStore.ps1",
+    "components": "2-Setup-Components.ps1",
+    "certificates": "3-Request-Certificates.ps1",
+    "start-services": "4-Start-Services.ps1",
+    "start-pool": "4-Start-Pool.ps1",
+    "export-edge-config": "Export-EdgeConfiguration.ps1",
+    "verify-bundle": "Test-Bundle.ps1",
+}
+EDGE_CONFIG_ZIP = "CsConfiguration.zip"
+EDGE_EXTERNAL_PFX = "EdgeExternal.pfx"
+
+
+@dataclass(frozen=True)
+class Script:
+    kind: str  # a key of STEP_FILES; also names the template
+    filename: str
+    title: str
+    step: int  # 1-4; 0 for helpers
+
+
+@dataclass
+class ServerPlan:
+    fqdn: str
+    pool: m.Pool
+    role: str
+    site: str
+    member_index: int  # 0 for the first member of its pool
+    certificates: list[CertificateRequest] = field(default_factory=list)
+    scripts: list[Script] = field(default_factory=list)
+    oauth: CertificateRequest | None = None  # set on the one server that requests it
+    exports_edge_config: bool = False
+    starts_pool: bool = False  # the member that runs Start-CsPool
+    span: object = None
+
+    @property
+    def is_edge(self) -> bool:
+        return self.pool.kind == "edge"
+
+    @property
+    def offline(self) -> bool:
+        requests = self.certificates + ([self.oauth] if self.oauth else [])
+        return any(r.authority == "offline" and not self.imports_shared(r) for r in requests)
+
+    def imports_shared(self, request: CertificateRequest) -> bool:
+        """True when this server copies `request` from the pool's first member instead of requesting it."""
+        return request.scope == "pool" and request.requested_on != self.fqdn
+
+    def script(self, kind: str) -> Script | None:
+        return next((s for s in self.scripts if s.kind == kind), None)
+
+
+@dataclass(frozen=True)
+class RunbookStep:
+    id: str
+    server: str
+    action: str
+    script: str | None  # path relative to the bundle root
+    after: tuple[str, ...]
+    kind: str  # 'script' | 'manual'
+    verify: str
+    on_failure: str
+    wave: int = 0
+
+    def to_plan(self) -> dict:
+        return {"id": self.id, "server": self.server, "action": self.action, "script": self.script, "after": list(self.after)}
+
+
+@dataclass
+class DeploymentPlan:
+    topology: m.Topology
+    servers: list[ServerPlan]
+    steps: list[RunbookStep]
+    oauth: CertificateRequest | None
+    edge_config_host: ServerPlan | None
+
+    def server(self, fqdn: str) -> ServerPlan:
+        return next(s for s in self.servers if s.fqdn == fqdn)
+
+    def waves(self) -> list[list[RunbookStep]]:
+        out: dict[int, list[RunbookStep]] = {}
+        for step in self.steps:
+            out.setdefault(step.wave, []).append(step)
+        return [out[k] for k in sorted(out)]
+
+
+def _server_plans(topology: m.Topology) -> tuple[list[ServerPlan], CertificateRequest | None]:
+    planner = CertificatePlanner(topology)
+    oauth = planner.oauth()
+    host = oauth_host(topology)
+    plans: list[ServerPlan] = []
+    for site in topology.sites:
+        for pool in site.pools:
+            for index, server in enumerate(pool.servers):
+                plan = ServerPlan(
+                    fqdn=server.fqdn.value,
+                    pool=pool,
+                    role=m.ROLE_OF_KIND[pool.kind],
+                    site=site.name.value,
+                    member_index=index,
+                    certificates=planner.for_server(pool, server),
+                    span=server.fqdn.span,
+                )
+                if host and host[1] is server:
+                    plan.oauth = oauth
+                plan.starts_pool = pool.kind == "enterprise" and index == 0
+                plans.append(plan)
+    return plans, oauth
+
+
+def _assign_scripts(plans: list[ServerPlan], has_edge: bool, edge_host: ServerPlan | None) -> None:
+    for plan in plans:
+        plan.scripts.append(Script("local-store", STEP_FILES["local-store"], "Install Local Configuration Store", 1))
+        plan.scripts.append(Script("components", STEP_FILES["components"], "Set up Skype for Business Server components", 2))
+        plan.scripts.append(Script("certificates", STEP_FILES["certificates"], "Request, install and assign certificates", 3))
+        if plan.pool.kind == "enterprise":
+            if plan.starts_pool:
+                plan.scripts.append(Script("start-pool", STEP_FILES["start-pool"], "Start the Enterprise Edition pool", 4))
+        else:
+            plan.scripts.append(Script("start-services", STEP_FILES["start-services"], "Start services", 4))
+        if plan is edge_host and has_edge:
+            plan.exports_edge_config = True
+            plan.scripts.append(Script("export-edge-config", STEP_FILES["export-edge-config"], "Export the configuration for Edge servers", 0))
+        plan.scripts.append(Script("verify-bundle", STEP_FILES["verify-bundle"], "Check this bundle against its manifest", 0))
+
+
+class _StepGraph:
+    """Collects runbook steps and their dependencies, then orders them in waves."""
+
+    def __init__(self):
+        self.steps: dict[str, dict] = {}
+
+    def add(self, id: str, server: str, action: str, script: str | None, after, verify: str, on_failure: str, kind: str = "script") -> str:
+        self.steps[id] = dict(id=id, server=server, action=action, script=script, after=[a for a in after if a], kind=kind, verify=verify, on_failure=on_failure)
+        return id
+
+    def depend(self, id: str, *after: str) -> None:
+        for a in after:
+            if a and a not in self.steps[id]["after"]:
+                self.steps[id]["after"].append(a)
+
+    def ordered(self) -> list[RunbookStep]:
+        # Kahn's algorithm, ties broken by insertion order, so the runbook reads like the topology.
+        order = list(self.steps)
+        position = {k: i for i, k in enumerate(order)}
+        wave: dict[str, int] = {}
+        remaining = {k: set(v["after"]) for k, v in self.steps.items()}
+        result: list[RunbookStep] = []
+        ready = [k for k in order if not remaining[k]]
+        dependents: dict[str, list[str]] = {k: [] for k in order}
+        for k, v in self.steps.items():
+            for a in v["after"]:
+                dependents[a].append(k)
+        import heapq
+
+        heap = [(position[k], k) for k in ready]
+        heapq.heapify(heap)
+        while heap:
+            _, k = heapq.heappop(heap)
+            data = self.steps[k]
+            wave[k] = 1 + max((wave[a] for a in data["after"]), default=0)
+            result.append(RunbookStep(**{**data, "after": tuple(data["after"]), "wave": wave[k]}))
+            for d in dependents[k]:
+                remaining[d].discard(k)
+                if not remaining[d]:
+                    heapq.heappush(heap, (position[d], d))
+        if len(result) != len(order):  # pragma: no cover - the rules above cannot form a cycle
+            raise RuntimeError("the runbook steps form a cycle")
+        result.sort(key=lambda s: (s.wave, position[s.id]))
+        return result
+
+
+def build_plan(topology: m.Topology) -> DeploymentPlan:
+    """Plan the deployment of a checked topology (one without errors)."""
+    plans, oauth = _server_plans(topology)
+    edges = [p for p in plans if p.is_edge]
+    front_ends = [p for p in plans if p.pool.kind in m.FRONT_END_KINDS]
+    edge_host = front_ends[0] if front_ends else None
+    _assign_scripts(plans, bool(edges), edge_host)
+
+    g = _StepGraph()
+
+    def path(plan: ServerPlan, kind: str) -> str:
+        return f"{plan.fqdn}/{STEP_FILES[kind]}"
+
+    done3: dict[str, str] = {}  # server -> id of the step after which its certificates are in place
+    for plan in plans:
+        s = plan.fqdn
+        g.add(f"{s}:1", s, "Install Local Configuration Store", path(plan, "local-store"), [],
+              "the script ends with SUCCESS; Get-CsManagementStoreReplicationStatus lists this server as up to date",
+              "read the transcript the script names; fix the cause; run the script again (it skips what is done)")
+        g.add(f"{s}:2", s, "Set up components (Bootstrapper, Enable-CsComputer)", path(plan, "components"), [f"{s}:1"],
+              "the script ends with SUCCESS; if it exits 3010, restart the server and run it again",
+              "read the Bootstrapper logs named in the transcript; satisfy the missing prerequisite; run it again")
+        if plan.offline:
+            g.add(f"{s}:3-request", s, "Write certificate requests (offline authority)", path(plan, "certificates"), [f"{s}:2"],
+                  "the script exits 3 and lists the .req files it wrote in the bundle's requests folder",
+                  "read the transcript; run it again")
+            g.add(f"{s}:3-ca", s, "Certificate authority: issue the requested certificates", None, [f"{s}:3-request"],
+                  "every .req file has an answer (.cer or .p7b) with the same base name in the bundle's responses folder",
+                  "ask the CA administrator; a rejected request needs a new one (delete the .req file and run step 3 again)",
+                  kind="manual")
+            done3[s] = g.add(f"{s}:3", s, "Import and assign the issued certificates", path(plan, "certificates"), [f"{s}:3-ca"],
+                             "the script ends with SUCCESS after checking every name, the key and the chain",
+                             "the script names what is wrong with the certificate; have it reissued and run again")
+        else:
+            done3[s] = g.add(f"{s}:3", s, "Request and assign certificates", path(plan, "certificates"), [f"{s}:2"],
+                             "the script ends with SUCCESS after checking every name, the key and the chain",
+                             "the script names what is wrong; check the CA and run it again")
+
+    # The OAuth certificate is assigned globally from one Front End before other servers reach step 3.
+    oauth_server = next((p for p in plans if p.oauth), None)
+    if oauth_server:
+        first_step3 = f"{oauth_server.fqdn}:3-request" if oauth_server.offline else f"{oauth_server.fqdn}:3"
+        for plan in plans:
+            if plan is oauth_server or plan.is_edge:
+                continue  # Edge servers do not use the OAuthTokenIssuer certificate
+            first = f"{plan.fqdn}:3-request" if plan.offline else f"{plan.fqdn}:3"
+            g.depend(first, done3[oauth_server.fqdn])
+
+    # Edge servers read their configuration from a file exported on a Front End.
+    if edges and edge_host:
+        export = g.add(f"{edge_host.fqdn}:export-edge-config", edge_host.fqdn, "Export the configuration for the Edge servers",
+                       path(edge_host, "export-edge-config"), [f"{edge_host.fqdn}:1"],
+                       f"{edge_host.fqdn}/out/{EDGE_CONFIG_ZIP} exists",
+                       "check that the topology is published (Get-CsTopology) and run it again")
+        for plan in edges:
+            copy = g.add(f"{plan.fqdn}:copy-config", plan.fqdn,
+                         f"Copy {edge_host.fqdn}/out/{EDGE_CONFIG_ZIP} into the bundle folder {plan.fqdn}/", None, [export],
+                         f"{plan.fqdn}/{EDGE_CONFIG_ZIP} is on the Edge server beside its scripts",
+                         "copy it again; the file must not be altered", kind="manual")
+            g.depend(f"{plan.fqdn}:1", copy)
+
+    # The other members of an Edge pool import the external certificate the first member obtained.
+    for plan in edges:
+        if plan.member_index == 0:
+            continue
+        first = next(p for p in edges if p.pool is plan.pool and p.member_index == 0)
+        copy = g.add(f"{plan.fqdn}:copy-edge-cert", plan.fqdn,
+                     f"Copy {first.fqdn}/out/{EDGE_EXTERNAL_PFX} into the bundle folder {plan.fqdn}/", None, [done3[first.fqdn]],
+                     f"{plan.fqdn}/{EDGE_EXTERNAL_PFX} is on the server; keep its password at hand",
+                     "export it again from the first Edge server (run its step 3 again)", kind="manual")
+        target = f"{plan.fqdn}:3-request" if plan.offline else f"{plan.fqdn}:3"
+        g.depend(target, copy)
+
+    # Start: one Start-CsPool per Enterprise pool after every member's step 3; others per server.
+    started: dict[str, str] = {}  # pool fqdn -> the step after which the pool is started
+    for pool in topology.pools():
+        members = [p for p in plans if p.pool is pool]
+        if pool.kind == "enterprise":
+            starter = members[0]
+            started[pool.fqdn.value.lower()] = g.add(
+                f"{pool.fqdn.value}:start-pool", starter.fqdn, f"Start the pool {pool.fqdn.value} (Start-CsPool)", path(starter, "start-pool"),
+                [done3[p.fqdn] for p in members],
+                "the script ends with SUCCESS: every service on every member Running, Get-CsPoolFabricState healthy",
+                "run Get-CsPoolFabricState -PoolFqdn for details; at least 85% of the members must be up for the first start",
+            )
+        else:
+            ids = [g.add(f"{p.fqdn}:4", p.fqdn, "Start services (Start-CsWindowsService)", path(p, "start-services"), [done3[p.fqdn]],
+                         "the script ends with SUCCESS: every Skype for Business service Running",
+                         "read the event log 'Lync Server'; fix the cause; run it again") for p in members]
+            started[pool.fqdn.value.lower()] = ids[0] if len(ids) == 1 else ids[-1]
+            if pool.kind in m.FRONT_END_KINDS:
+                continue
+            hop = getattr(pool, "next_hop", None)
+            hop_started = started.get(hop.value.lower()) if hop else None
+            if hop_started is None and hop is not None:
+                # The next hop pool comes later in the file: find its start step by name.
+                hop_pool = next((p for p in topology.pools() if p.fqdn.value.lower() == hop.value.lower()), None)
+                if hop_pool is not None:
+                    hop_members = [p for p in plans if p.pool is hop_pool]
+                    hop_started = f"{hop_pool.fqdn.value}:start-pool" if hop_pool.kind == "enterprise" else f"{hop_members[-1].fqdn}:4"
+            for step_id in ids:
+                g.depend(step_id, hop_started)
+
+    return DeploymentPlan(topology, plans, g.ordered(), oauth, edge_host if edges else None)
+
+
+# Windows features each role installs before setup (Microsoft, install-prerequisites.md for Skype for
+# Business Server 2015; the Mediation and Edge lists keep what those roles use: .NET 3.5, Windows
+# Identity Foundation, and Media Foundation for the Mediation Server's media processing).
+_WEB_ROLE_FEATURES = (
+    "NET-Framework-Core", "RSAT-ADDS", "Windows-Identity-Foundation", "Web-Server", "Web-Static-Content",
+    "Web-Default-Doc", "Web-Http-Errors", "Web-Dir-Browsing", "Web-Asp-Net", "Web-Net-Ext", "Web-ISAPI-Ext",
+    "Web-ISAPI-Filter", "Web-Http-Logging", "Web-Log-Libraries", "Web-Request-Monitor", "Web-Http-Tracing",
+    "Web-Basic-Auth", "Web-Windows-Auth", "Web-Client-Auth", "Web-Filtering", "Web-Stat-Compression",
+    "Web-Dyn-Compression", "NET-WCF-HTTP-Activation45", "Web-Asp-Net45", "Web-Mgmt-Tools", "Web-Scripting-Tools",
+    "Web-Mgmt-Compat", "Server-Media-Foundation", "BITS", "Telnet-Client",
+)
+WINDOWS_FEATURES = {
+    "FrontEnd": _WEB_ROLE_FEATURES,
+    "StandardEdition": _WEB_ROLE_FEATURES,
+    "Director": _WEB_ROLE_FEATURES,
+    "Mediation": ("NET-Framework-Core", "Windows-Identity-Foundation", "Server-Media-Foundation", "Telnet-Client"),
+    "Edge": ("NET-Framework-Core", "Windows-Identity-Foundation", "Telnet-Client"),
+}

@@ -1,0 +1,182 @@
+"""Rendering: plan objects to the text of every generated file, through one Jinja2 template per step kind."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import PurePath
+
+from . import __version__
+from . import model as m
+from .plan import (
+    EDGE_CONFIG_ZIP,
+    EDGE_EXTERNAL_PFX,
+    STEP_FILES,
+    WINDOWS_FEATURES,
+    DeploymentPlan,
+    ServerPlan,
+)
+from .powershell import Raw, cmdlet, comment, quote, var
+from .resources import resource_dir
+
+BOM = "\ufeff"
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What every generated file says about where it came from."""
+
+    source: str  # the topology file's name (not its path: the output must not depend on the cwd)
+    digest: str
+    version: str
+    product: str
+    media: str
+    install_path: str
+    smart_setup: str
+
+    @classmethod
+    def of(cls, topology: m.Topology, source_name: str, digest: str) -> "Meta":
+        return cls(
+            source=PurePath(source_name).name,
+            digest=digest,
+            version=__version__,
+            product=str(topology.product_version),
+            media=topology.media.value if topology.media else "",
+            install_path=topology.effective_install_path(),
+            smart_setup=topology.smart_setup.value if topology.smart_setup else "microsoft_update",
+        )
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+def markdown_text(value: object) -> str:
+    """A topology value shown as plain text in Markdown: no markup, no HTML, no table break."""
+    return _MD_SPECIAL.sub(r"\\\1", comment(value))
+
+
+def _mermaid_label(value: object) -> str:
+    return comment(value).replace('"', "#quot;")
+
+
+@cache
+def _environment():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(
+        loader=FileSystemLoader(str(resource_dir("templates"))),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters.update(ps=quote, comment=comment, md=markdown_text, mermaid=_mermaid_label)
+    env.globals.update(cs=cmdlet, var=var, raw=Raw, pool_word=lambda pool: m.POOL_WORD[pool.kind])
+    return env
+
+
+def render_template(name: str, **context) -> str:
+    return _environment().get_template(name).render(**context)
+
+
+def _certificate_jobs(server: ServerPlan) -> list[dict]:
+    requests = ([server.oauth] if server.oauth else []) + server.certificates
+    jobs = []
+    for request in requests:
+        if server.imports_shared(request):
+            mode = "import-shared"
+        else:
+            mode = request.authority
+        jobs.append(
+            {
+                "request": request,
+                "mode": mode,
+                "source": request.requested_on,
+                "export_pfx": request.scope == "pool" and request.requested_on == server.fqdn and len(server.pool.servers) > 1,
+            }
+        )
+    return jobs
+
+
+def render_server(plan: DeploymentPlan, server: ServerPlan, meta: Meta) -> dict[str, str]:
+    """The scripts of one server's bundle: {file name: text with LF line ends}."""
+    members = [s.fqdn for s in plan.servers if s.pool is server.pool]
+    edges = [s.fqdn for s in plan.servers if s.is_edge]
+    base = dict(
+        s=server,
+        meta=meta,
+        files=STEP_FILES,
+        edge_config_zip=EDGE_CONFIG_ZIP,
+        edge_config_host=plan.edge_config_host.fqdn if plan.edge_config_host else "",
+        edge_pfx=EDGE_EXTERNAL_PFX,
+    )
+    extra = {
+        "components": dict(features=WINDOWS_FEATURES[server.role]),
+        "certificates": dict(jobs=_certificate_jobs(server)),
+        "start-pool": dict(members=members),
+        "export-edge-config": dict(edges=edges),
+    }
+    return {
+        script.filename: render_template(f"{script.kind}.ps1.j2", script=script, **base, **extra.get(script.kind, {}))
+        for script in server.scripts
+    }
+
+
+def plan_document(plan: DeploymentPlan, meta: Meta) -> dict:
+    """plan.json: the same plan as the runbook, for machines."""
+    servers = []
+    for server in plan.servers:
+        certificates = ([server.oauth] if server.oauth else []) + server.certificates
+        servers.append(
+            {
+                "fqdn": server.fqdn,
+                "pool": server.pool.fqdn.value,
+                "role": server.role,
+                "site": server.site,
+                "scripts": [f"{server.fqdn}/{s.filename}" for s in server.scripts],
+                "certificates": [c.to_plan() for c in certificates],
+            }
+        )
+    return {
+        "topology": plan.topology.name.value,
+        "product": plan.topology.product_version,
+        "source": meta.source,
+        "topology_sha256": meta.digest,
+        "sfbgen": meta.version,
+        "servers": servers,
+        "runbook": [step.to_plan() for step in plan.steps],
+    }
+
+
+def render_plan_json(plan: DeploymentPlan, meta: Meta) -> str:
+    return json.dumps(plan_document(plan, meta), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_runbook(plan: DeploymentPlan, meta: Meta, signing: dict) -> str:
+    node_ids = {step.id: f"s{i}" for i, step in enumerate(plan.steps, 1)}
+    certificates = []
+    seen = set()
+    for server in plan.servers:
+        for request in ([server.oauth] if server.oauth else []) + server.certificates:
+            if request.id not in seen:
+                seen.add(request.id)
+                certificates.append(request)
+    return render_template(
+        "RUNBOOK.md.j2",
+        plan=plan,
+        meta=meta,
+        waves=plan.waves(),
+        node_ids=node_ids,
+        certificates=certificates,
+        signing=signing,
+        edge_config_zip=EDGE_CONFIG_ZIP,
+    )
+
+
+def to_windows_text(text: str, bom: bool = True) -> bytes:
+    """UTF-8 with BOM and CRLF line ends: what Windows PowerShell 5.1 reads correctly and Authenticode hashes."""
+    text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+    return ((BOM if bom else "") + text).encode("utf-8")
