@@ -49,4 +49,13 @@ def _check_source(source: Source) -> CheckResult:
         return CheckResult(source, None, diagnostics)
     topology, structural = build_model(tree, source.name)
     semantic = run_checks(topology, source.name)
-    return CheckResult(source, topology, sort_diagnostics(structural + semantic))
+    diagnostics = structural + semantic
+    if not has_errors(diagnostics):
+        # What the certificates the topology implies would run into (only a sound topology has them).
+        from .certificates import certificate_warnings
+        from .plan import build_plan
+
+        plan = build_plan(topology)
+        requests = [r for s in plan.servers for r in s.certificates] + ([plan.oauth] if plan.oauth else [])
+        diagnostics += certificate_warnings(requests, source.name)
+    return CheckResult(source, topology, sort_diagnostics(diagnostics))

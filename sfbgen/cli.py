@@ -49,16 +49,7 @@ def _use_color(stream) -> bool:
 
 
 def _emit_diagnostics(diagnostics, source, fmt: Format) -> None:
-    from .diagnostics import render_json, render_text, summary
-
-    if fmt is Format.json:
-        sys.stdout.write(render_json(diagnostics))
-        return
-    if not diagnostics:
-        return
-    sources = {source.name: source.text} if source is not None else {}
-    sys.stderr.write(render_text(diagnostics, sources, color=_use_color(sys.stderr)))
-    sys.stderr.write(summary(diagnostics) + "\n")
+    _emit_text_or_json(diagnostics, {source.name: source.text} if source is not None else {}, fmt)
 
 
 def _exit_code(diagnostics) -> int:
@@ -83,10 +74,34 @@ def check(
     raise typer.Exit(code)
 
 
+def _signer(sign_pfx, sign_cert, sign_key, timestamp_url):
+    """The signing key the options name, or None; passwords come from the environment or a prompt."""
+    from .diagnostics import UsageError
+
+    if sign_pfx is None and sign_cert is None and sign_key is None:
+        if timestamp_url:
+            raise UsageError("--timestamp-url needs a signing certificate (--sign-pfx, or --sign-cert with --sign-key)")
+        return None
+    from . import signing
+
+    ask = (lambda prompt: typer.prompt(prompt, hide_input=True, err=True)) if sys.stdin.isatty() else None
+    if sign_pfx is not None:
+        if sign_cert is not None or sign_key is not None:
+            raise UsageError("give either --sign-pfx or --sign-cert with --sign-key, not both")
+        return signing.load_pfx(sign_pfx, ask, timestamp_url)
+    if sign_cert is None or sign_key is None:
+        raise UsageError("--sign-cert and --sign-key go together")
+    return signing.load_pem(sign_cert, sign_key, ask, timestamp_url)
+
+
 @app.command("compile")
 def compile_(
     file: Path = typer.Argument(..., help="The topology file (.sfb).", show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="The bundle folder to write (replaced whole, atomically)."),
+    sign_pfx: Optional[Path] = typer.Option(None, "--sign-pfx", help="Sign every script with this PKCS#12 file; its password from SFBGEN_PFX_PASSWORD or a prompt."),
+    sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help="Sign with this PEM certificate (with --sign-key); extra certificates in the file form the chain."),
+    sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="The PEM private key for --sign-cert."),
+    timestamp_url: Optional[str] = typer.Option(None, "--timestamp-url", help="An RFC 3161 timestamp server, so signatures outlive the certificate."),
     format: Format = typer.Option(Format.text, "--format", help="How to print diagnostics."),
 ) -> None:
     """Compile a topology into per-server PowerShell bundles, RUNBOOK.md and plan.json."""
@@ -94,16 +109,15 @@ def compile_(
     from .diagnostics import DiagnosticsError, SfbgenError
 
     try:
-        result = compile_file(file, out)
+        signer = _signer(sign_pfx, sign_cert, sign_key, timestamp_url)
+        result = compile_file(file, out, signer)
     except DiagnosticsError as exc:
-        from .api import check_file
-
-        _emit_diagnostics(exc.diagnostics, check_file(file).source, format)
+        _emit_text_or_json(exc.diagnostics, exc.sources, format)
         raise typer.Exit(_exit_code(exc.diagnostics))
     except SfbgenError as exc:
         typer.echo(f"sfbgen: error: {exc}", err=True)
         raise typer.Exit(exc.exit_code)
-    _emit_diagnostics(result.diagnostics, None, format)
+    _emit_text_or_json(result.diagnostics, {}, format)
     scripts = sum(name.endswith(".ps1") for name in result.files)
     typer.echo(f"wrote {out}: {len(result.plan.servers)} servers, {scripts} scripts, RUNBOOK.md, plan.json", err=True)
     if not result.signed:
@@ -112,6 +126,118 @@ def compile_(
             "compile with --sign-pfx (see RUNBOOK.md).",
             err=True,
         )
+
+
+@app.command()
+def certs(
+    file: Path = typer.Argument(..., help="The topology file (.sfb).", show_default=False),
+    format: Format = typer.Option(Format.text, "--format", help="table for people, json for machines."),
+) -> None:
+    """Print every certificate the topology needs: server, usages, subject, names, key and authority."""
+    from .api import check_file
+    from .plan import build_plan
+
+    result = check_file(file)
+    if not result.ok:
+        _emit_diagnostics(result.diagnostics, result.source, Format.text)
+        raise typer.Exit(_exit_code(result.diagnostics))
+    plan = build_plan(result.topology)
+    rows = []
+    for server in plan.servers:
+        for request in ([server.oauth] if server.oauth else []) + server.certificates:
+            rows.append((server.fqdn, request))
+    if format is Format.json:
+        import json
+
+        document = [{"server": fqdn, **request.to_plan()} for fqdn, request in rows]
+        typer.echo(json.dumps(document, indent=2))
+        return
+    for fqdn, r in rows:
+        how = "copied from " + r.requested_on if server_imports(plan, fqdn, r) else r.authority
+        typer.echo(f"{fqdn}  {','.join(r.usages)}")
+        typer.echo(f"    subject  {r.subject}")
+        typer.echo(f"    SANs     {', '.join(r.sans) or '(none)'}")
+        typer.echo(f"    key      {r.key_size} bits{', exportable' if r.exportable_key else ''}; {how}")
+
+
+def server_imports(plan, fqdn, request) -> bool:
+    return plan.server(fqdn).imports_shared(request)
+
+
+@app.command()
+def verify(
+    paths: list[Path] = typer.Argument(..., help="A compiled bundle folder, or signed script files.", show_default=False),
+    trust: list[Path] = typer.Option([], "--trust", help="A PEM or DER certificate to trust as a root (repeatable)."),
+) -> None:
+    """Check a bundle against its manifest and every script's Authenticode signature."""
+    from .authenticode import load_certificates
+    from .verify import verify_bundle, verify_file
+
+    anchors = []
+    for anchor in trust:
+        try:
+            anchors.extend(load_certificates(anchor.read_bytes()))
+        except (OSError, ValueError) as exc:
+            typer.echo(f"sfbgen: error: cannot read the trust anchor {anchor}: {exc}", err=True)
+            raise typer.Exit(2)
+    reports = []
+    for path in paths:
+        if path.is_dir():
+            reports.extend(verify_bundle(path, anchors))
+        elif path.exists():
+            reports.append(verify_file(path, anchors))
+        else:
+            typer.echo(f"sfbgen: error: no such file or folder: {path}", err=True)
+            raise typer.Exit(2)
+    failed = 0
+    for report in reports:
+        if report.ok:
+            typer.echo(f"ok      {report.path}" + (f"  ({report.note})" if report.note else ""))
+        else:
+            failed += 1
+            typer.echo(f"FAILED  {report.path}: {'; '.join(report.problems)}")
+    typer.echo(f"{len(reports) - failed} ok, {failed} failed", err=True)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command("codesign-cert")
+def codesign_cert(
+    out: Path = typer.Option(..., "--out", help="The PKCS#12 file to write (its password from SFBGEN_PFX_PASSWORD or a prompt)."),
+    name: str = typer.Option("sfbgen lab code signing", "--name", help="The certificate's common name."),
+    days: int = typer.Option(365, "--days", help="How long it is valid."),
+) -> None:
+    """Make a self-signed code-signing certificate for a lab, and say how to trust it on the servers."""
+    from cryptography.hazmat.primitives import serialization
+
+    from .signing import PASSWORD_VARIABLE, make_codesign_certificate, write_pfx
+
+    password = os.environ.get(PASSWORD_VARIABLE)
+    if not password:
+        if not sys.stdin.isatty():
+            typer.echo(f"sfbgen: error: set {PASSWORD_VARIABLE} to the password for {out}", err=True)
+            raise typer.Exit(2)
+        password = typer.prompt(f"Password for {out}", hide_input=True, confirmation_prompt=True, err=True)
+    key, cert = make_codesign_certificate(name, days=days)
+    write_pfx(out, key, cert, password.encode("utf-8"))
+    cer = out.with_suffix(".cer")
+    cer.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    typer.echo(f"wrote {out} (key and certificate) and {cer} (certificate only)", err=True)
+    typer.echo(
+        f"On every server, trust {cer.name} for AllSigned scripts:\n"
+        f"  Import-Certificate -FilePath .\\{cer.name} -CertStoreLocation Cert:\\LocalMachine\\Root\n"
+        f"  Import-Certificate -FilePath .\\{cer.name} -CertStoreLocation Cert:\\LocalMachine\\TrustedPublisher",
+        err=True,
+    )
+
+
+def _emit_text_or_json(diagnostics, sources, fmt: Format) -> None:
+    from .diagnostics import render_json, render_text, summary
+
+    if fmt is Format.json:
+        sys.stdout.write(render_json(diagnostics))
+    elif diagnostics:
+        sys.stderr.write(render_text(diagnostics, sources, color=_use_color(sys.stderr)))
+        sys.stderr.write(summary(diagnostics) + "\n")
 
 
 def main() -> None:

@@ -95,7 +95,8 @@ def compile_file(path: str | Path, out: str | Path, signer: Signer | None = None
 
     result = check_file(path)
     if not result.ok:
-        raise DiagnosticsError(result.diagnostics)
+        sources = {result.source.name: result.source.text} if result.source else {}
+        raise DiagnosticsError(result.diagnostics, sources)
     assert result.topology is not None and result.source is not None
     plan = build_plan(result.topology)
     meta = Meta.of(result.topology, result.source.name, result.source.digest)

@@ -166,8 +166,9 @@ class SfbgenError(Exception):
 class DiagnosticsError(SfbgenError):
     """The input has errors; `diagnostics` holds every one found (and any warnings)."""
 
-    def __init__(self, diagnostics: list[Diagnostic]):
+    def __init__(self, diagnostics: list[Diagnostic], sources: dict[str, str] | None = None):
         self.diagnostics = diagnostics
+        self.sources = sources or {}  # file name -> text, for rendering source lines
         errors = sum(d.is_error for d in diagnostics)
         super().__init__(f"{errors} error(s) in the topology")
 

@@ -1,0 +1,495 @@
+"""Authenticode signatures of PowerShell scripts: building them and checking them, in-process.
+
+What is signed and how, as independent implementations agree (osslsigncode, relic, jsign,
+OpenAuthenticode; see ../shared/reference/authenticode.md):
+- the script text, decoded by its byte-order mark, up to the CRLF before the signature block,
+  encoded as UTF-16LE, is hashed;
+- the hash sits in an SpcIndirectDataContent with the PowerShell SIP's SpcSipInfo;
+- a PKCS#7 SignedData (version 1, content directly under [0]) signs it with one SignerInfo whose
+  signed attributes are contentType, SpcSpOpusInfo, SpcStatementType and messageDigest;
+- the DER goes after the script as base64 comment lines between the `# SIG #` markers.
+Without a signingTime attribute the signature is a pure function of script, key and certificate:
+the same input gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+
+from asn1crypto import algos, cms, core, tsp
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
+BEGIN = "# SIG # Begin signature block"
+END = "# SIG # End signature block"
+SIGNATURE_MARKER = BEGIN
+
+OID_SPC_INDIRECT_DATA = "1.3.6.1.4.1.311.2.1.4"
+OID_SPC_SIPINFO = "1.3.6.1.4.1.311.2.1.30"
+OID_SPC_SP_OPUS_INFO = "1.3.6.1.4.1.311.2.1.12"
+OID_SPC_STATEMENT_TYPE = "1.3.6.1.4.1.311.2.1.11"
+OID_SPC_INDIVIDUAL = "1.3.6.1.4.1.311.2.1.21"
+OID_RFC3161_TIMESTAMP = "1.3.6.1.4.1.311.3.3.1"
+OID_COUNTERSIGNATURE = "1.2.840.113549.1.9.6"
+OID_CODE_SIGNING = x509.oid.ExtendedKeyUsageOID.CODE_SIGNING
+# The PowerShell subject interface package {603BCC1F-4B59-4E08-B724-D2C6297EF351}, Windows byte order.
+POWERSHELL_SIP_GUID = bytes.fromhex("1fcc3b60594b084eb724d2c6297ef351")
+
+_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+
+
+class AuthenticodeError(ValueError):
+    """A script that cannot be signed, or a signature that cannot be read."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# ASN.1 shapes asn1crypto does not have: Authenticode's content sits directly under [0], not in an
+# OCTET STRING as CMS would have it.
+
+
+class _SpcContentInfo(core.Sequence):
+    _fields = [("content_type", cms.ContentType), ("content", core.Any, {"explicit": 0, "optional": True})]
+
+
+class _AuthenticodeSignedData(core.Sequence):
+    _fields = [
+        ("version", cms.CMSVersion),
+        ("digest_algorithms", cms.DigestAlgorithms),
+        ("encap_content_info", _SpcContentInfo),
+        ("certificates", cms.CertificateSet, {"implicit": 0, "optional": True}),
+        ("crls", cms.RevocationInfoChoices, {"implicit": 1, "optional": True}),
+        ("signer_infos", cms.SignerInfos),
+    ]
+
+
+class _AuthenticodeContentInfo(core.Sequence):
+    _fields = [("content_type", cms.ContentType), ("content", _AuthenticodeSignedData, {"explicit": 0})]
+
+
+def _der_tlv(tag: int, body: bytes) -> bytes:
+    n = len(body)
+    if n < 0x80:
+        length = bytes([n])
+    else:
+        octets = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        length = bytes([0x80 | len(octets)]) + octets
+    return bytes([tag]) + length + body
+
+
+def _der_contents(der: bytes) -> bytes:
+    """The contents of a DER TLV, without its tag and length."""
+    first = der[1]
+    if first < 0x80:
+        return der[2:]
+    return der[2 + (first & 0x7F) :]
+
+
+# ---------------------------------------------------------------------------------------------------
+# What is hashed
+
+
+def _decode_script(data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "\ufeff" + data[3:].decode("utf-8")
+    if data.startswith(b"\xff\xfe"):
+        return "\ufeff" + data[2:].decode("utf-16-le")
+    if data.startswith(b"\xfe\xff"):
+        return "\ufeff" + data[2:].decode("utf-16-be")
+    # Windows guesses for a file without a BOM; UTF-8 is the guess for ASCII-compatible text.
+    return data.decode("utf-8")
+
+
+def split_signature(data: bytes) -> tuple[str, str | None]:
+    """(script text that is hashed, base64 of the signature or None when unsigned)."""
+    text = _decode_script(data)
+    marker = "\r\n" + BEGIN + "\r\n"
+    index = text.rfind(marker)
+    if index < 0:
+        return text, None
+    block = text[index + len(marker) :]
+    lines = []
+    for line in block.split("\r\n"):
+        if line == END:
+            break
+        if not line.startswith("# "):
+            raise AuthenticodeError("the signature block has a line that is not a '# ' comment")
+        lines.append(line[2:])
+    else:
+        raise AuthenticodeError("the signature block has no end marker")
+    return text[:index], "".join(lines)
+
+
+def script_digest(text: str, algorithm: str = "sha256") -> bytes:
+    return hashlib.new(algorithm, text.encode("utf-16-le")).digest()
+
+
+def _indirect_data(digest: bytes, algorithm: str = "sha256") -> bytes:
+    """DER of SpcIndirectDataContent for a PowerShell script hash."""
+    sip_info = core.Sequence.load(
+        _der_tlv(0x30, core.Integer(65536).dump() + core.OctetString(POWERSHELL_SIP_GUID).dump() + core.Integer(0).dump() * 5)
+    )
+    attribute = _der_tlv(0x30, core.ObjectIdentifier(OID_SPC_SIPINFO).dump() + sip_info.dump())
+    digest_info = _der_tlv(0x30, algos.DigestAlgorithm({"algorithm": algorithm, "parameters": core.Null()}).dump() + core.OctetString(digest).dump())
+    return _der_tlv(0x30, attribute + digest_info)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Signing
+
+
+@dataclass
+class SigningKey:
+    """A code-signing certificate with its private key, and the chain to ship in each signature."""
+
+    certificate: x509.Certificate
+    private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    chain: list[x509.Certificate] = field(default_factory=list)
+    timestamp_url: str | None = None
+
+    def __post_init__(self):
+        self._cert_der = [c.public_bytes(Encoding.DER) for c in [self.certificate, *self.chain]]
+        cert = asn1_x509.Certificate.load(self._cert_der[0])
+        self._sid = cms.SignerIdentifier(
+            {"issuer_and_serial_number": cms.IssuerAndSerialNumber({"issuer": cert.issuer, "serial_number": cert.serial_number})}
+        )
+        self._certificates = cms.CertificateSet([cms.CertificateChoices({"certificate": asn1_x509.Certificate.load(d)}) for d in self._cert_der])
+
+    @property
+    def subject(self) -> str:
+        return self.certificate.subject.rfc4514_string()
+
+    @property
+    def thumbprint(self) -> str:
+        return self.certificate.fingerprint(hashes.SHA1()).hex().upper()
+
+    @property
+    def not_after(self) -> str:
+        return self.certificate.not_valid_after_utc.strftime("%Y-%m-%d")
+
+    @property
+    def timestamped(self) -> bool:
+        return bool(self.timestamp_url)
+
+    def _sign_bytes(self, data: bytes) -> bytes:
+        if isinstance(self.private_key, rsa.RSAPrivateKey):
+            return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        return self.private_key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    def signature_der(self, text: str) -> bytes:
+        """The DER of the PKCS#7 signature over script `text` (as split_signature returns it)."""
+        indirect = _indirect_data(script_digest(text))
+        attributes = [
+            _attribute("1.2.840.113549.1.9.3", core.ObjectIdentifier(OID_SPC_INDIRECT_DATA).dump()),
+            _attribute(OID_SPC_SP_OPUS_INFO, _der_tlv(0x30, b"")),
+            _attribute(OID_SPC_STATEMENT_TYPE, _der_tlv(0x30, core.ObjectIdentifier(OID_SPC_INDIVIDUAL).dump())),
+            _attribute("1.2.840.113549.1.9.4", core.OctetString(hashlib.sha256(_der_contents(indirect)).digest()).dump()),
+        ]
+        # DER orders the members of a SET OF by their encoding; verifiers re-encode it that way.
+        signed_attrs_set = _der_tlv(0x31, b"".join(sorted(attributes)))
+        signature = self._sign_bytes(signed_attrs_set)
+        key_algorithm = (
+            {"algorithm": "rsassa_pkcs1v15"} if isinstance(self.private_key, rsa.RSAPrivateKey) else {"algorithm": "sha256_ecdsa"}
+        )
+        signer_info = cms.SignerInfo(
+            {
+                "version": "v1",
+                "sid": self._sid,
+                "digest_algorithm": {"algorithm": "sha256", "parameters": core.Null()},
+                "signed_attrs": cms.CMSAttributes.load(signed_attrs_set),
+                "signature_algorithm": key_algorithm,
+                "signature": signature,
+            }
+        )
+        if self.timestamp_url:
+            token = request_timestamp(self.timestamp_url, signature)
+            signer_info["unsigned_attrs"] = cms.CMSAttributes(
+                [cms.CMSAttribute({"type": OID_RFC3161_TIMESTAMP, "values": [cms.ContentInfo.load(token)]})]
+            )
+        signed_data = _AuthenticodeSignedData(
+            {
+                "version": "v1",
+                "digest_algorithms": [{"algorithm": "sha256", "parameters": core.Null()}],
+                "encap_content_info": _SpcContentInfo.load(
+                    _der_tlv(0x30, core.ObjectIdentifier(OID_SPC_INDIRECT_DATA).dump() + _der_tlv(0xA0, indirect))
+                ),
+                "certificates": self._certificates,
+                "signer_infos": [signer_info],
+            }
+        )
+        return _AuthenticodeContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+
+    def sign(self, data: bytes) -> bytes:
+        """`data` (a script as it will be written) with an Authenticode signature block appended."""
+        text, existing = split_signature(data)
+        if existing is not None:
+            raise AuthenticodeError("the script is already signed")
+        if BEGIN.lower() in text.lower():
+            raise AuthenticodeError(f"the script contains the line '{BEGIN}', which would cut it short for verifiers")
+        if not text.endswith("\r\n"):
+            raise AuthenticodeError("the script must end with CRLF before it is signed")
+        encoded = base64.b64encode(self.signature_der(text[:-2])).decode("ascii")
+        lines = [BEGIN] + ["# " + encoded[i : i + 64] for i in range(0, len(encoded), 64)] + [END]
+        return data + ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+    def sign_many(self, scripts: list[bytes]) -> list[bytes]:
+        """Sign many scripts; in threads, since the RSA operation releases the GIL."""
+        if len(scripts) < 64:
+            return [self.sign(s) for s in scripts]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(self.sign, scripts, chunksize=32))
+
+
+def _attribute(oid: str, value_der: bytes) -> bytes:
+    return _der_tlv(0x30, core.ObjectIdentifier(oid).dump() + _der_tlv(0x31, value_der))
+
+
+def request_timestamp(url: str, signature: bytes) -> bytes:
+    """An RFC 3161 timestamp token (DER ContentInfo) for `signature`, from the TSA at `url`."""
+    import os
+    import urllib.request
+
+    nonce = int.from_bytes(os.urandom(8), "big")
+    request = tsp.TimeStampReq(
+        {
+            "version": "v1",
+            "message_imprint": {"hash_algorithm": {"algorithm": "sha256"}, "hashed_message": hashlib.sha256(signature).digest()},
+            "nonce": nonce,
+            "cert_req": True,
+        }
+    )
+    http = urllib.request.Request(url, data=request.dump(), headers={"Content-Type": "application/timestamp-query"})
+    try:
+        with urllib.request.urlopen(http, timeout=30) as answer:
+            response = tsp.TimeStampResp.load(answer.read())
+    except OSError as exc:
+        raise AuthenticodeError(f"the timestamp server {url} did not answer: {exc}") from exc
+    status = response["status"]["status"].native
+    if status not in ("granted", "granted_with_mods"):
+        raise AuthenticodeError(f"the timestamp server {url} refused the request ({status})")
+    token = response["time_stamp_token"]
+    info = token["content"]["encap_content_info"]["content"].parsed
+    if info["message_imprint"]["hashed_message"].native != hashlib.sha256(signature).digest() or info["nonce"].native != nonce:
+        raise AuthenticodeError(f"the timestamp server {url} answered for another request")
+    return token.dump()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Verifying
+
+
+@dataclass
+class Verdict:
+    """What a signature check found: `problems` is empty when the signature is valid."""
+
+    signed: bool
+    problems: list[str] = field(default_factory=list)
+    signer: str = ""
+    thumbprint: str = ""
+    timestamp: dt.datetime | None = None
+    form: str = ""  # 'pkcs7-v1' (Set-AuthenticodeSignature) or 'signedcms-v3' (.NET SignedCms)
+
+    @property
+    def ok(self) -> bool:
+        return self.signed and not self.problems
+
+
+def _load_certificates(signed_data) -> list[x509.Certificate]:
+    out = []
+    for choice in signed_data["certificates"] or []:
+        if choice.name == "certificate":
+            out.append(x509.load_der_x509_certificate(choice.chosen.dump()))
+    return out
+
+
+def _find_signer(certs: list[x509.Certificate], sid) -> x509.Certificate | None:
+    if sid.name == "issuer_and_serial_number":
+        issuer = sid.chosen["issuer"].dump()
+        serial = sid.chosen["serial_number"].native
+        for cert in certs:
+            if cert.serial_number == serial and asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))["tbs_certificate"]["issuer"].dump() == issuer:
+                return cert
+    else:
+        key_id = sid.chosen.native
+        for cert in certs:
+            try:
+                if cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest == key_id:
+                    return cert
+            except x509.ExtensionNotFound:
+                continue
+    return None
+
+
+def _verify_raw(cert: x509.Certificate, signature: bytes, data: bytes, hash_name: str) -> bool:
+    key = cert.public_key()
+    algorithm = _HASHES.get(hash_name, hashes.SHA256)()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, data, padding.PKCS1v15(), algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(algorithm))
+        else:
+            return False
+        return True
+    except InvalidSignature:
+        return False
+
+
+def _chain_problems(leaf: x509.Certificate, pool: list[x509.Certificate], anchors: list[x509.Certificate], at: dt.datetime) -> list[str]:
+    """Build a path from `leaf` to one of `anchors`; report what stops it."""
+    anchor_fingerprints = {a.fingerprint(hashes.SHA256()) for a in anchors}
+    candidates = pool + anchors
+    current, seen = leaf, set()
+    for _ in range(10):
+        if not (current.not_valid_before_utc <= at <= current.not_valid_after_utc):
+            return [f"the certificate {current.subject.rfc4514_string()} is not valid at {at:%Y-%m-%d %H:%M} UTC (valid {current.not_valid_before_utc:%Y-%m-%d} to {current.not_valid_after_utc:%Y-%m-%d})"]
+        if current.fingerprint(hashes.SHA256()) in anchor_fingerprints:
+            return []
+        seen.add(current.fingerprint(hashes.SHA256()))
+        issuer = None
+        for candidate in candidates:
+            if candidate.subject == current.issuer and candidate.fingerprint(hashes.SHA256()) not in seen | ({current.fingerprint(hashes.SHA256())} if candidate.subject != current.subject else set()):
+                try:
+                    current.verify_directly_issued_by(candidate)
+                except (ValueError, TypeError, InvalidSignature):
+                    continue
+                issuer = candidate
+                break
+        if issuer is None:
+            if current.issuer == current.subject:
+                # A self-signed certificate that is not an anchor.
+                return [f"the chain ends at {current.subject.rfc4514_string()}, which is not a trusted root (give it with --trust)"]
+            return [f"no issuer of {current.subject.rfc4514_string()} among the trusted roots and the signature's certificates"]
+        current = issuer
+    return ["the certificate chain is too long"]
+
+
+def _timestamp_time(signer_info, signature: bytes, certs: list[x509.Certificate]) -> tuple[dt.datetime | None, list[str]]:
+    """The time a timestamp vouches for, and problems with the timestamp (None when there is none)."""
+    attrs = signer_info["unsigned_attrs"]
+    if not attrs or attrs.native is None:
+        return None, []
+    for attr in attrs:
+        oid = attr["type"].dotted
+        if oid == OID_RFC3161_TIMESTAMP:
+            token = cms.ContentInfo.load(attr["values"][0].dump())
+            info = token["content"]["encap_content_info"]["content"].parsed
+            imprint = info["message_imprint"]
+            algorithm = imprint["hash_algorithm"]["algorithm"].native
+            if hashlib.new(algorithm, signature).digest() != imprint["hashed_message"].native:
+                return None, ["the RFC 3161 timestamp is for another signature"]
+            return info["gen_time"].native, []
+        if oid == OID_COUNTERSIGNATURE:
+            counter = cms.SignerInfo.load(attr["values"][0].dump())
+            when, digest = None, None
+            for sattr in counter["signed_attrs"]:
+                if sattr["type"].native == "signing_time":
+                    when = sattr["values"][0].native
+                elif sattr["type"].native == "message_digest":
+                    digest = sattr["values"][0].native
+            algorithm = counter["digest_algorithm"]["algorithm"].native
+            if digest != hashlib.new(algorithm, signature).digest():
+                return None, ["the timestamp countersignature is for another signature"]
+            tsa = _find_signer(certs, counter["sid"])
+            signed = _reencode_set(counter["signed_attrs"])
+            if tsa is None or not _verify_raw(tsa, counter["signature"].native, signed, algorithm):
+                return None, ["the timestamp countersignature does not verify"]
+            return when, []
+    return None, []
+
+
+def _reencode_set(signed_attrs) -> bytes:
+    """The DER the signature covers: the signed attributes as a SET OF (tag 0x31), not [0]."""
+    return b"\x31" + signed_attrs.dump()[1:]
+
+
+def verify_script(data: bytes, anchors: list[x509.Certificate], now: dt.datetime | None = None) -> Verdict:
+    """Check the Authenticode signature of one script against the trust `anchors`."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    try:
+        text, encoded = split_signature(data)
+    except (AuthenticodeError, UnicodeDecodeError) as exc:
+        return Verdict(signed=True, problems=[f"unreadable signature block: {exc}"])
+    if encoded is None:
+        return Verdict(signed=False, problems=["not signed"])
+    try:
+        der = base64.b64decode(encoded, validate=True)
+        info = _AuthenticodeContentInfo.load(der)
+        signed_data = info["content"]
+        version = signed_data["version"].native
+        content = signed_data["encap_content_info"]["content"]
+        raw = content.dump()
+        if raw[:1] == b"\xa0":  # the explicit [0] around the content
+            raw = _der_contents(raw)
+        if raw[:1] == b"\x04":  # .NET SignedCms: the content in an OCTET STRING
+            indirect_der = core.OctetString.load(raw).native
+            digested = indirect_der
+            form = "signedcms-v3"
+        else:
+            indirect_der = raw
+            digested = _der_contents(raw)
+            form = "pkcs7-v1"
+        indirect = core.Sequence.load(indirect_der)
+        digest_info = core.Sequence.load(indirect[1].dump())
+        algorithm = algos.DigestAlgorithm.load(digest_info[0].dump())["algorithm"].native
+        embedded_hash = core.OctetString.load(digest_info[1].dump()).native
+        signer_info = signed_data["signer_infos"][0]
+        certs = _load_certificates(signed_data)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        return Verdict(signed=True, problems=[f"malformed signature: {exc}"])
+
+    verdict = Verdict(signed=True, form=form)
+    if version not in ("v1", "v3"):
+        verdict.problems.append(f"unexpected SignedData version {version}")
+    if script_digest(text, algorithm) != embedded_hash:
+        verdict.problems.append("the script was changed after it was signed (hash mismatch)")
+    signer_hash = signer_info["digest_algorithm"]["algorithm"].native
+    message_digest = None
+    for attr in signer_info["signed_attrs"]:
+        if attr["type"].native == "message_digest":
+            message_digest = attr["values"][0].native
+    if message_digest != hashlib.new(signer_hash, digested).digest():
+        verdict.problems.append("the signed attributes do not match the signed content (messageDigest)")
+    signer = _find_signer(certs, signer_info["sid"])
+    if signer is None:
+        verdict.problems.append("the signer's certificate is not in the signature")
+        return verdict
+    verdict.signer = signer.subject.rfc4514_string()
+    verdict.thumbprint = signer.fingerprint(hashes.SHA1()).hex().upper()
+    signature = signer_info["signature"].native
+    if not _verify_raw(signer, signature, _reencode_set(signer_info["signed_attrs"]), signer_hash):
+        verdict.problems.append("the signature does not verify with the signer's key")
+    try:
+        usages = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        if OID_CODE_SIGNING not in usages:
+            verdict.problems.append("the signer's certificate is not for code signing (no codeSigning extended key usage)")
+    except x509.ExtensionNotFound:
+        pass
+    when, ts_problems = _timestamp_time(signer_info, signature, certs)
+    verdict.problems.extend(ts_problems)
+    verdict.timestamp = when
+    verdict.problems.extend(_chain_problems(signer, certs, anchors, when or now))
+    return verdict
+
+
+def load_certificates(data: bytes) -> list[x509.Certificate]:
+    """Certificates from PEM (one or many) or DER bytes."""
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_certificates(data)
+    return [x509.load_der_x509_certificate(data)]
+
+
+def certificates_in_signature(data: bytes) -> list[x509.Certificate]:
+    """The certificates a signed script carries (tests use them as trust anchors)."""
+    _, encoded = split_signature(data)
+    if encoded is None:
+        return []
+    return _load_certificates(_AuthenticodeContentInfo.load(base64.b64decode(encoded))["content"])

@@ -1,0 +1,111 @@
+"""Loading the organisation's code-signing key, and making a self-signed one for a lab.
+
+Passwords come from the environment (SFBGEN_PFX_PASSWORD) or a terminal prompt, never from the
+command line, and are never written anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .authenticode import SigningKey
+from .diagnostics import UsageError
+
+PASSWORD_VARIABLE = "SFBGEN_PFX_PASSWORD"
+
+
+def _password(prompt: str, ask) -> bytes | None:
+    value = os.environ.get(PASSWORD_VARIABLE)
+    if value is None and ask is not None:
+        value = ask(prompt)
+    return value.encode("utf-8") if value else None
+
+
+def load_pfx(path: Path, ask=None, timestamp_url: str | None = None) -> SigningKey:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        key, cert, extra = pkcs12.load_key_and_certificates(data, _password(f"Password of {path}: ", ask))
+    except ValueError as exc:
+        raise UsageError(f"cannot open {path}: wrong password ({PASSWORD_VARIABLE}) or not a PKCS#12 file") from exc
+    if key is None or cert is None:
+        raise UsageError(f"{path} holds no private key and certificate")
+    return _checked(SigningKey(cert, key, list(extra or []), timestamp_url))
+
+
+def load_pem(cert_path: Path, key_path: Path, ask=None, timestamp_url: str | None = None) -> SigningKey:
+    try:
+        certs = x509.load_pem_x509_certificates(Path(cert_path).read_bytes())
+        key_data = Path(key_path).read_bytes()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the signing certificate or key: {exc}") from exc
+    try:
+        key = serialization.load_pem_private_key(key_data, None)
+    except TypeError:  # the key is encrypted
+        try:
+            key = serialization.load_pem_private_key(key_data, _password(f"Password of {key_path}: ", ask))
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"cannot decrypt {key_path}: wrong password ({PASSWORD_VARIABLE})") from exc
+    except ValueError as exc:
+        raise UsageError(f"{key_path} is not a PEM private key") from exc
+    return _checked(SigningKey(certs[0], key, certs[1:], timestamp_url))
+
+
+def _checked(key: SigningKey) -> SigningKey:
+    cert = key.certificate
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        if ExtendedKeyUsageOID.CODE_SIGNING not in usages:
+            raise UsageError(f"{key.subject} is not a code-signing certificate (no codeSigning extended key usage)")
+    except x509.ExtensionNotFound:
+        pass
+    public = key.private_key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if public != cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
+        raise UsageError("the private key does not belong to the signing certificate")
+    now = dt.datetime.now(dt.timezone.utc)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise UsageError(f"the signing certificate {key.subject} is not valid now (valid until {key.not_after})")
+    return key
+
+
+def make_codesign_certificate(common_name: str = "sfbgen lab code signing", key_size: int = 3072, days: int = 365):
+    """A self-signed code-signing certificate and its key, for a lab."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, False, False, False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def write_pfx(path: Path, key, cert, password: bytes) -> None:
+    data = pkcs12.serialize_key_and_certificates(
+        b"sfbgen", key, cert, None, serialization.BestAvailableEncryption(password)
+    )
+    tmp = Path(str(path) + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
