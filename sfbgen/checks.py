@@ -39,8 +39,13 @@ class Reporter:
         self.diagnostics.append(diagnostic(code, span, problem, fix, self.file))
 
 
-def fqdn_problem(value: str) -> str | None:
-    """Why `value` is not a fully qualified domain name, or None when it is one."""
+def fqdn_problem(value: str, wildcard: bool = False) -> str | None:
+    """Why `value` is not a fully qualified domain name, or None when it is one.
+
+    With `wildcard`, a leading '*.' label is accepted (the certificate stage warns about it).
+    """
+    if wildcard and value.startswith("*."):
+        value = "wildcard" + value[1:]
     if len(value) > 253:
         return "it is longer than 253 characters"
     labels = value.split(".")
@@ -217,6 +222,8 @@ def _may_share(a: tuple[str, m.Name, m.Pool], b: tuple[str, m.Name, m.Pool]) -> 
     edge_labels = ("Access Edge FQDN", "Web Conferencing Edge FQDN", "A/V Edge FQDN")
     if pool_a is pool_b and label_a in edge_labels and label_b in edge_labels:
         return True  # one external FQDN for all three Edge services (single-IP Edge, distinct ports)
+    if pool_a is pool_b and {label_a, label_b} == {"internal web services FQDN", "external web services FQDN"}:
+        return True  # reported as SFB260, with a fix of its own
     if pool_a is pool_b and pool_a.kind == "standard":
         # A Standard Edition server's internal web FQDN is its own FQDN.
         return {label_a, label_b} == {"Standard Edition server", "internal web services FQDN"}
@@ -227,7 +234,7 @@ def check_fqdns(topology: m.Topology, report: Reporter) -> None:
     seen: dict[str, tuple[str, m.Name, m.Pool]] = {}
     for entry in _fqdns(topology):
         label, name, pool = entry
-        problem = fqdn_problem(name.value)
+        problem = fqdn_problem(name.value, wildcard=label == "Access Edge FQDN")
         if problem:
             report("SFB202", name.span, f"the {label} '{_display(name.value)}' is not a valid FQDN: {problem}", "write a fully qualified DNS name")
             continue

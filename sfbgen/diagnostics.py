@@ -53,7 +53,6 @@ CATALOG: dict[str, Rule] = {
     "SFB004": Rule(E, "file is too large"),
     "SFB005": Rule(E, "file is empty"),
     "SFB101": Rule(E, "unexpected text"),
-    "SFB102": Rule(E, "unexpected character"),
     "SFB103": Rule(E, "unexpected end of file"),
     "SFB104": Rule(E, "unterminated string"),
     "SFB105": Rule(E, "setting given twice"),

@@ -176,7 +176,7 @@ def _syntax_diagnostic(parser: Lark, exc: UnexpectedInput, text: str, file: str)
         if word:
             span = Span(exc.line, exc.column, exc.line, exc.column + len(shown))
         return diagnostic(
-            "SFB102" if not word or len(shown) == 1 else "SFB101",
+            "SFB101",
             span,
             f"unexpected {_quote_for_message(shown)}; expected {expected}",
             _fix_for(parser, exc, text, expected),

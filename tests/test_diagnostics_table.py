@@ -1,0 +1,180 @@
+"""Every diagnostic code, table-driven: a change to a sound topology in, the code and its place out."""
+
+from __future__ import annotations
+
+import pytest
+
+from sfbgen import check_text
+from sfbgen.diagnostics import CATALOG, Severity
+
+BASE = """\
+topology "T" {
+    product 2015
+    media "\\\\fs.t.com\\Media"
+    sip_domain t.com primary
+    simple_url meet "https://meet.t.com"
+    simple_url dialin "https://dialin.t.com"
+    certificates {
+        authority online "ca.t.com\\T CA"
+    }
+    site "S" {
+        enterprise_pool pool.t.com {
+            web_services external web.t.com
+            front_end fe1.t.com
+            front_end fe2.t.com
+            front_end fe3.t.com
+        }
+        edge_pool edge.t.com {
+            next_hop pool.t.com
+            access_edge sip.t.com
+            webconf_edge wc.t.com
+            av_edge av.t.com
+            server edge1.t.com
+        }
+    }
+}
+"""
+
+
+def test_base_is_sound():
+    result = check_text(BASE)
+    assert result.ok and result.diagnostics == []
+
+
+def fe_lines(count: int) -> str:
+    return "\n".join(f"            front_end fe{i}.t.com" for i in range(1, count + 1))
+
+
+FE3 = fe_lines(3)
+
+# (code, old text, new text, line, text on that line where the caret starts)
+CASES = [
+    ("SFB101", "product 2015", "product 2015 2016", 2, "2016"),
+    ("SFB101", "product 2015", "product x", 2, "x"),
+    ("SFB104", 'media "\\\\fs.t.com\\Media"', 'media "\\\\fs.t.com\\Media', 3, '"'),
+    ("SFB105", "    product 2015\n", "    product 2015\n    product 2019\n", 3, "product"),
+    ("SFB106", "            server edge1.t.com", "            server edge1.t.com\n            front_end x1.t.com", 23, "front_end"),
+    ("SFB106", 'simple_url dialin "https://dialin.t.com"', 'simple_url dialin "https://dialin.t.com" for t.com', 6, "for |t.com"),
+    ("SFB107", "    product 2015\n", "", 1, '"|T"'),
+    ("SFB108", "    product 2015\n", "    product 2015\n    smart_setup sometimes\n", 3, "sometimes"),
+    ("SFB201", "front_end fe3.t.com", "front_end fe1.t.com", 15, "fe1.t.com"),
+    ("SFB201", "access_edge sip.t.com", "access_edge web.t.com", 19, "web.t.com"),
+    ("SFB202", "front_end fe3.t.com", "front_end fe3..t.com", 15, "fe3..t.com"),
+    ("SFB202", "front_end fe3.t.com", "front_end fe3$(calc).t.com", 15, "fe3$(calc).t.com"),
+    ("SFB202", "front_end fe3.t.com", "front_end localhost", 15, "localhost"),
+    ("SFB203", "front_end fe3.t.com", "front_end averyverylongname.t.com", 15, "averyverylongname.t.com"),
+    ("SFB204", "sip_domain t.com primary", "sip_domain t.com", 4, "sip_domain"),
+    ("SFB205", "    sip_domain t.com primary\n", "    sip_domain t.com primary\n    sip_domain u.com primary\n", 5, "sip_domain u.com"),
+    ("SFB206", "    sip_domain t.com primary\n", "    sip_domain t.com primary\n    sip_domain t.com\n", 5, "t.com"),
+    ("SFB210", "    sip_domain t.com primary\n", "    sip_domain t.com primary\n    sip_domain u.com\n", 5, "sip_domain u.com"),
+    ("SFB211", '    simple_url dialin "https://dialin.t.com"\n', "", 1, '"|T"'),
+    ("SFB212", '"https://meet.t.com"', '"http://meet.t.com"', 5, "http://"),
+    ("SFB213", '"https://meet.t.com"', '"https://meet.t.com:8443"', 5, "https://"),
+    ("SFB214", '"https://meet.t.com"', '"https://pool.t.com/meet"', 5, "https://"),
+    ("SFB215", '"https://dialin.t.com"', '"https://meet.t.com/dialin"', 6, "https://meet.t.com/dialin"),
+    ("SFB216", '"https://meet.t.com"', '"https://meet..t.com"', 5, "https://"),
+    ("SFB216", '"https://meet.t.com"', '"https://meet.t.com/?a=1"', 5, "https://"),
+    ("SFB217", 'simple_url meet "https://meet.t.com"', 'simple_url meet "https://meet.t.com" for u.com', 5, "u.com"),
+    ("SFB218", '    simple_url dialin "https://dialin.t.com"\n', '    simple_url dialin "https://dialin.t.com"\n    simple_url dialin "https://dial.t.com"\n', 7, "simple_url"),
+    ("SFB219", 'simple_url dialin "https://dialin.t.com"', 'simple_url dialin "https://dialin.t.com"\n    simple_url meeting "https://m2.t.com"', 7, "meeting"),
+    ("SFB220", FE3, fe_lines(13), 11, "pool.t.com"),
+    ("SFB221", FE3 + "\n", fe_lines(2) + "\n", 11, "pool.t.com"),  # with product 2019 below
+    ("SFB222", FE3 + "\n", fe_lines(2) + "\n", 11, "pool.t.com"),
+    ("SFB223", FE3 + "\n", fe_lines(1) + "\n", 11, "pool.t.com"),
+    ("SFB224", "            server edge1.t.com\n", "", 17, "edge.t.com"),
+    ("SFB225", "    site \"S\" {\n", "    site \"S\" {\n        standard_edition se.t.com { server x.t.com web_services external sex.t.com }\n", 11, "server"),
+    ("SFB230", "next_hop pool.t.com", "next_hop nothere.t.com", 18, "nothere.t.com"),
+    ("SFB230", "next_hop pool.t.com", "next_hop fe1.t.com", 18, "fe1.t.com"),
+    ("SFB231", "next_hop pool.t.com", "next_hop edge.t.com", 18, "edge.t.com"),
+    ("SFB232", "            next_hop pool.t.com\n", "", 17, "edge.t.com"),
+    ("SFB240", "            av_edge av.t.com\n", "", 17, "edge.t.com"),
+    ("SFB250", "product 2015", "product 2016", 2, "2016"),
+    ("SFB251", "    product 2015\n", '    product 2015\n    install_path "Program Files\\Skype"\n', 3, "Program"),
+    ("SFB251", "    product 2015\n", '    product 2015\n    install_path "\\\\server\\share"\n', 3, "\\\\server"),
+    ("SFB252", 'media "\\\\fs.t.com\\Media"', 'media "Media\\SfB"', 3, "Media\\SfB"),
+    ("SFB253", "    }\n}\n", '    }\n    site "S" {\n        standard_edition se.t.com { web_services external sex.t.com }\n    }\n}\n', 25, '"|S"'),
+    ("SFB260", "web_services external web.t.com", "web_services internal web.t.com external web.t.com", 12, "external |web.t.com"),
+    ("SFB261", "web_services external web.t.com", "web_services internal pool.t.com external web.t.com", 12, "pool.t.com"),
+    ("SFB262", "            web_services external web.t.com\n", "", 11, "pool.t.com"),
+    ("SFB263", "    site \"S\" {\n", "    site \"S\" {\n        standard_edition se.t.com { web_services internal other.t.com external sex.t.com }\n", 11, "other.t.com"),
+    ("SFB290", 'media "\\\\fs.t.com\\Media"', 'media "\\\\fs.t.com\\Me\x01dia"', 3, "\x01"),
+    ("SFB290", 'site "S"', 'site "S\u202eevil"', 10, "\u202e"),
+    ("SFB291", "authority online", 'organization "x # SIG # Begin signature block"\n        authority online', 8, "x # SIG"),
+    ("SFB292", "authority online", 'organization "' + "O" * 65 + '"\n        authority online', 8, "OOO"),
+    ("SFB301", "authority online", "key_size 3072\n        authority online", 8, "3072"),
+    ("SFB302", "authority online", "key_size 1024\n        authority online", 8, "1024"),
+    ("SFB303", '"ca.t.com\\T CA"', '"ca.t.com"', 8, "ca.t.com"),
+    ("SFB303", '"ca.t.com\\T CA"', '"not a host\\T CA"', 8, "not a host"),
+    ("SFB304", "authority online", 'country "USA"\n        authority online', 8, "USA"),
+    ("SFB305", "            server edge1.t.com\n", "            server edge1.t.com\n            certificates { authority offline public }\n", 17, "edge.t.com"),
+    ("SFB306", "access_edge sip.t.com", "access_edge *.t.com", 17, "edge.t.com"),
+    ("SFB308", "authority online", 'template "Web$(Server)"\n        authority online', 8, "Web$(Server)"),
+]
+
+
+def _apply(code: str, old: str, new: str) -> str:
+    assert old in BASE, f"{code}: the case's old text is not in BASE"
+    text = BASE.replace(old, new, 1)
+    if code == "SFB221":
+        text = text.replace("product 2015", "product 2019")
+    if code == "SFB305":
+        text = text.replace("sip.t.com", "sip.t.local").replace("wc.t.com", "wc.t.local")
+    return text
+
+
+@pytest.mark.parametrize("code,old,new,line,marker", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_diagnostic(code, old, new, line, marker):
+    text = _apply(code, old, new)
+    # A '|' in the marker puts the caret inside it: "for |t.com" points at t.com after "for ".
+    before, _, after = marker.rpartition("|")
+    column = text.splitlines()[line - 1].index(before + after) + len(before) + 1
+    result = check_text(text, "case.sfb")
+    found = [(d.code, d.span.line, d.span.column) for d in result.diagnostics]
+    assert (code, line, column) in found, f"expected {code} at {line}:{column}; got {found}"
+    diag = next(d for d in result.diagnostics if (d.code, d.span.line, d.span.column) == (code, line, column))
+    assert diag.severity is CATALOG[code].severity
+    # The message states the problem, then the fix: two sentences at least.
+    assert diag.message.count(". ") >= 1 and diag.message.endswith(".")
+    if diag.severity is Severity.WARNING:
+        assert result.topology is not None
+
+
+def test_too_many_names_for_one_request():
+    domains = [f"d{i}.com" for i in range(60)]
+    text = BASE.replace("    sip_domain t.com primary\n", "".join(f"    sip_domain {d}{' primary' if i == 0 else ''}\n" for i, d in enumerate(domains)))
+    text = text.replace('    simple_url meet "https://meet.t.com"\n', "".join(f'    simple_url meet "https://meet.{d}" for {d}\n' for d in domains))
+    text = text.replace("    }\n    site", "        sip_names on\n    }\n    site")
+    result = check_text(text)
+    assert "SFB307" in {d.code for d in result.diagnostics}
+    assert result.ok  # a warning only
+
+
+def test_every_catalog_code_is_exercised():
+    """A code nobody can trigger is dead; a code not in this table is untested."""
+    covered = {case[0] for case in CASES} | {"SFB307", "SFB103", "SFB226"}
+    file_level = {"SFB001", "SFB002", "SFB003", "SFB004", "SFB005"}  # tests/test_source.py
+    assert set(CATALOG) - covered - file_level == set()
+
+
+def test_no_front_end_pool():
+    text = """topology "T" { product 2015 media "D:\\" sip_domain t.com primary
+        simple_url meet "https://meet.t.com" simple_url dialin "https://dialin.t.com"
+        site "S" { mediation_pool med.t.com { next_hop med.t.com server m1.t.com } } }"""
+    codes = {d.code for d in check_text(text).diagnostics}
+    assert {"SFB226", "SFB231"} <= codes
+
+
+def test_unexpected_end_names_the_open_block():
+    text = BASE[: BASE.index("        edge_pool")]
+    result = check_text(text, "cut.sfb")
+    (diag,) = result.diagnostics
+    assert diag.code == "SFB103"
+    assert "site opened at 10:5" in diag.message
+
+
+def test_all_semantic_errors_reported_at_once():
+    text = BASE.replace("product 2015", "product 2016").replace("next_hop pool.t.com", "next_hop x.t.com").replace(
+        '"https://meet.t.com"', '"http://meet.t.com"'
+    )
+    codes = [d.code for d in check_text(text).diagnostics]
+    assert {"SFB250", "SFB230", "SFB212"} <= set(codes)
