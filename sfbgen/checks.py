@@ -63,6 +63,10 @@ def fqdn_problem(value: str, wildcard: bool = False) -> str | None:
     return None
 
 
+def _a(word: str) -> str:
+    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
+
+
 def _display(value: str) -> str:
     """A value shown inside a message, control characters made visible and length bounded."""
     shown = "".join(c if not _FORBIDDEN.match(c) else f"\\u{ord(c):04x}" for c in value)
@@ -324,7 +328,7 @@ def check_simple_urls(topology: m.Topology, report: Reporter) -> None:
         if _check_url_syntax(url, pool_fqdns, report):
             valid.append(url)
     for name, domain in domains.items():
-        if name not in meet_for:
+        if name not in meet_for and not fqdn_problem(name):
             report("SFB210", domain.span, f"the SIP domain {domain.name.value} has no Meet URL", f'add simple_url meet "https://meet.{domain.name.value}" for {domain.name.value}')
     if "dialin" not in singles and topology.sip_domains:
         report("SFB211", topology.name.span, "the topology has no Dial-in URL", f'add simple_url dialin "https://dialin.{topology.primary_sip_domain}"')
@@ -426,7 +430,7 @@ def check_next_hops(topology: m.Topology, report: Reporter) -> None:
         if target in pools:
             hop = pools[target]
             if hop.kind not in m.FRONT_END_KINDS and not (pool.kind == "edge" and hop.kind == "director"):
-                report("SFB231", pool.next_hop.span, f"the next hop {pool.next_hop.value} is a {m.POOL_WORD[hop.kind]}", "name a Front End pool or a Standard Edition server")
+                report("SFB231", pool.next_hop.span, f"the next hop {pool.next_hop.value} is {_a(m.POOL_WORD[hop.kind])}", "name a Front End pool or a Standard Edition server")
         elif target in pool_of_server:
             owner = pool_of_server[target]
             report("SFB230", pool.next_hop.span, f"{pool.next_hop.value} is a server, not a pool", f"name its pool: next_hop {owner.fqdn.value}")

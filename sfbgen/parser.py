@@ -218,22 +218,51 @@ def _syntax_diagnostic(parser: Lark, exc: UnexpectedInput, text: str, file: str)
 
 
 def _fix_for(parser: Lark, exc: UnexpectedInput, text: str, expected: str) -> str:
-    """A fix naming the innermost open block when closing it is one of the ways on."""
+    """The fix: correct the text, and say which block we are in when closing it is one way on."""
     allowed = set(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
     if "RBRACE" in allowed:
-        offset = _offset_of(text, exc.line, exc.column)
-        blocks = _open_blocks(text, offset)
+        blocks = _open_blocks(text, _offset_of(text, exc.line, exc.column))
         if blocks:
             what, line, col = blocks[-1]
-            return f"write {expected}; or '}}' to close the {what} opened at {line}:{col}"
-    return f"write {expected} here"
+            return f"correct or remove it; it stands inside the {what} opened at {line}:{col}"
+    return "correct or remove it"
+
+
+def _with_context(example: str) -> list[str]:
+    """The example as written, and after a statement: LALR states differ for a first and a later item."""
+    variants = [example]
+    if example.startswith('topology "t" { site "s" { '):
+        variants.append(example.replace('site "s" { ', 'site "s" { standard_edition s.e ', 1))
+    elif example.startswith('topology "t" { '):
+        variants.append(example.replace('topology "t" { ', 'topology "t" { product 2015 ', 1))
+    return variants
+
+
+@cache
+def _example_states() -> list[tuple[int, str, tuple[str, str]]]:
+    """(LALR state, unexpected token type, label) for every example mistake."""
+    parser = _parser()
+    out = []
+    for label, examples in _EXAMPLES.items():
+        for example in (v for e in examples for v in _with_context(e)):
+            try:
+                parser.parse(example)
+            except UnexpectedToken as exc:
+                out.append((exc.state.position, exc.token.type, label))
+            except UnexpectedInput:
+                continue
+    return out
 
 
 def _match_example(parser: Lark, exc: UnexpectedInput) -> tuple[str, str] | None:
-    try:
-        return exc.match_examples(parser.parse, _EXAMPLES, use_accepts=True)
-    except Exception:  # pragma: no cover - a hint is optional; the plain message stands on its own
+    # Like lark's match_examples, but by the LALR state alone: the stack depth differs with how many
+    # statements came before the mistake, and that must not matter.
+    if not isinstance(exc, UnexpectedToken):
         return None
+    for position, token_type, label in _example_states():
+        if position == exc.state.position and token_type == exc.token.type:
+            return label
+    return None
 
 
 def _quote_for_message(text: str) -> str:

@@ -106,7 +106,8 @@ class TopologyBuilder(Transformer):
                 "remove this line, or make the pool an enterprise_pool",
             )
             return
-        self._report("SFB106", item.span, f"'{item.key}' is not allowed in a {block}", fix)
+        article = "an" if block[:1].lower() in "aeiou" else "a"
+        self._report("SFB106", item.span, f"'{item.key}' is not allowed in {article} {block}", fix)
 
     # -- topology -----------------------------------------------------------------------------------
 

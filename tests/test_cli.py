@@ -1,0 +1,97 @@
+"""The command line: exit codes, formats, help and version."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import sfbgen
+from tests.conftest import SAMPLES
+
+
+def sfbgen_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sfbgen", *args], capture_output=True, text=True, **kwargs)
+
+
+def test_check_clean_sample():
+    run = sfbgen_cli("check", str(SAMPLES / "contoso.sfb"))
+    assert run.returncode == 0
+    assert run.stdout == ""
+    assert "ok" in run.stderr
+
+
+def test_check_errors_exit_1_with_caret(tmp_path):
+    path = tmp_path / "topo.sfb"
+    path.write_text('topology "T" {\n    product 2016\n}\n')
+    run = sfbgen_cli("check", str(path))
+    assert run.returncode == 1
+    lines = run.stderr.splitlines()
+    head = next(i for i, line in enumerate(lines) if "SFB250" in line)
+    assert lines[head].startswith(f"{path}:2:13: error SFB250: ")
+    assert lines[head + 1].endswith("    product 2016")
+    assert lines[head + 2].index("^") == lines[head + 1].index("2016")
+    assert "\x1b[" not in run.stderr  # no colour when not a terminal
+
+
+def test_warnings_only_exit_0(tmp_path):
+    text = (SAMPLES / "contoso.sfb").read_text().replace("key_size 2048", "key_size 1024")
+    path = tmp_path / "topo.sfb"
+    path.write_text(text)
+    run = sfbgen_cli("check", str(path))
+    assert run.returncode == 0
+    assert "warning SFB302" in run.stderr
+
+
+def test_json_format(tmp_path):
+    path = tmp_path / "topo.sfb"
+    path.write_text('topology "T" {\n    product 2016\n}\n')
+    run = sfbgen_cli("check", str(path), "--format", "json")
+    assert run.returncode == 1
+    diagnostics = json.loads(run.stdout)
+    first = next(d for d in diagnostics if d["code"] == "SFB250")
+    assert first == {"file": str(path), "line": 2, "column": 13, "end_line": 2, "end_column": 17,
+                     "severity": "error", "code": "SFB250", "message": first["message"]}
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert sfbgen_cli("check", str(tmp_path / "missing.sfb")).returncode == 2
+    assert sfbgen_cli("check").returncode == 2
+    assert sfbgen_cli("check", "--format", "xml", str(SAMPLES / "contoso.sfb")).returncode == 2
+    assert sfbgen_cli("frobnicate").returncode == 2
+
+
+def test_version():
+    run = sfbgen_cli("--version")
+    assert run.returncode == 0 and run.stdout.strip() == f"sfbgen {sfbgen.__version__}"
+
+
+@pytest.mark.parametrize("command", [[], ["check"], ["compile"], ["certs"], ["verify"], ["codesign-cert"]])
+def test_help_on_every_command(command):
+    run = sfbgen_cli(*command, "--help")
+    assert run.returncode == 0 and "Usage" in run.stdout
+
+
+def test_library_never_prints(capsys, tmp_path):
+    path = tmp_path / "bad.sfb"
+    path.write_text("topology {")
+    result = sfbgen.check_file(path)
+    assert not result.ok
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_certs_command_json():
+    run = sfbgen_cli("certs", str(SAMPLES / "contoso.sfb"), "--format", "json")
+    assert run.returncode == 0
+    rows = json.loads(run.stdout)
+    oauth = [r for r in rows if r["usages"] == ["OAuthTokenIssuer"]]
+    assert len(oauth) == 1 and oauth[0]["scope"] == "global"
+
+
+def test_compile_refuses_unsigned_silently(tmp_path):
+    run = sfbgen_cli("compile", str(SAMPLES / "standard-edition.sfb"), "--out", str(tmp_path / "out"))
+    assert run.returncode == 0, run.stderr
+    assert "NOT SIGNED" in run.stderr
