@@ -226,8 +226,12 @@ def _may_share(a: tuple[str, m.Name, m.Pool], b: tuple[str, m.Name, m.Pool]) -> 
     edge_labels = ("Access Edge FQDN", "Web Conferencing Edge FQDN", "A/V Edge FQDN")
     if pool_a is pool_b and label_a in edge_labels and label_b in edge_labels:
         return True  # one external FQDN for all three Edge services (single-IP Edge, distinct ports)
-    if pool_a is pool_b and {label_a, label_b} == {"internal web services FQDN", "external web services FQDN"}:
+    web_labels = {"internal web services FQDN", "external web services FQDN"}
+    if pool_a is pool_b and {label_a, label_b} == web_labels:
         return True  # reported as SFB260, with a fix of its own
+    pool_word = m.POOL_WORD[pool_a.kind]
+    if pool_a is pool_b and {label_a, label_b} & web_labels and {label_a, label_b} & {pool_word}:
+        return True  # a web services FQDN equal to its own pool's FQDN is reported as SFB261
     if pool_a is pool_b and pool_a.kind == "standard":
         # A Standard Edition server's internal web FQDN is its own FQDN.
         return {label_a, label_b} == {"Standard Edition server", "internal web services FQDN"}

@@ -56,9 +56,14 @@ def commands(source: bytes) -> list[Command]:
         if name_node is None:
             continue
         params = []
-        for child in walk(node):
+        stack = list(node.children)
+        while stack:  # this command's own parameters, not those of commands nested in its arguments
+            child = stack.pop()
+            if child.type == "command":
+                continue
             if child.type == "command_parameter":
                 params.append(source[child.start_byte:child.end_byte].decode("utf-8").lstrip("-").split(":")[0])
+            stack.extend(child.children)
         out.append(Command(source[name_node.start_byte:name_node.end_byte].decode("utf-8"), params, node.start_point[0] + 1,
                            source[node.start_byte:node.end_byte].decode("utf-8")))
     return out
