@@ -57,6 +57,11 @@ def markdown_text(value: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", comment(value))
 
 
+def markdown_code(value: object) -> str:
+    """A topology value inside a Markdown code span: taken literally there, so only backticks matter."""
+    return comment(value).replace("`", "'")
+
+
 def _mermaid_label(value: object) -> str:
     return comment(value).replace('"', "#quot;")
 
@@ -73,7 +78,7 @@ def _environment():
         lstrip_blocks=True,
         autoescape=False,
     )
-    env.filters.update(ps=quote, comment=comment, md=markdown_text, mermaid=_mermaid_label)
+    env.filters.update(ps=quote, comment=comment, md=markdown_text, mdcode=markdown_code, mermaid=_mermaid_label)
     env.globals.update(cs=cmdlet, var=var, raw=Raw, pool_word=lambda pool: m.POOL_WORD[pool.kind])
     return env
 
