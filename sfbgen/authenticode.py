@@ -447,15 +447,23 @@ def verify_script(data: bytes, anchors: list[x509.Certificate], now: dt.datetime
         return Verdict(signed=True, problems=[f"malformed signature: {exc}"])
 
     verdict = Verdict(signed=True, form=form)
+    if info["content_type"].dotted != "1.2.840.113549.1.7.2":
+        verdict.problems.append("the signature is not a PKCS#7 SignedData")
+    if signed_data["encap_content_info"]["content_type"].dotted != OID_SPC_INDIRECT_DATA:
+        verdict.problems.append("the signed content is not an Authenticode SpcIndirectDataContent")
     if version not in ("v1", "v3"):
         verdict.problems.append(f"unexpected SignedData version {version}")
     if script_digest(text, algorithm) != embedded_hash:
         verdict.problems.append("the script was changed after it was signed (hash mismatch)")
     signer_hash = signer_info["digest_algorithm"]["algorithm"].native
-    message_digest = None
+    message_digest = content_type = None
     for attr in signer_info["signed_attrs"]:
         if attr["type"].native == "message_digest":
             message_digest = attr["values"][0].native
+        elif attr["type"].native == "content_type":
+            content_type = attr["values"][0].dotted
+    if content_type != OID_SPC_INDIRECT_DATA:
+        verdict.problems.append("the signed attributes name another content type")
     if message_digest != hashlib.new(signer_hash, digested).digest():
         verdict.problems.append("the signed attributes do not match the signed content (messageDigest)")
     signer = _find_signer(certs, signer_info["sid"])

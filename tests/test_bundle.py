@@ -1,0 +1,154 @@
+"""Bundles on disk: atomic replacement, refusal to touch what is not ours, signing and verification."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from sfbgen.bundle import MARKER, recover
+from sfbgen.compiler import compile_file
+from sfbgen.diagnostics import DiagnosticsError, UsageError
+from sfbgen.verify import verify_bundle
+from tests.conftest import SAMPLES, require_osslsigncode
+
+CONTOSO = SAMPLES / "contoso.sfb"
+
+
+def snapshot_tree(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_refuses_a_folder_it_did_not_create(tmp_path):
+    out = tmp_path / "important"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(UsageError):
+        compile_file(CONTOSO, out)
+    assert snapshot_tree(out) == {"notes.txt": b"keep me"}
+
+
+def test_refuses_output_that_holds_the_input(tmp_path):
+    topology = tmp_path / "topo.sfb"
+    shutil.copy(CONTOSO, topology)
+    with pytest.raises(UsageError):
+        compile_file(topology, tmp_path)
+    assert topology.read_bytes() == CONTOSO.read_bytes()
+
+
+def test_errors_leave_the_existing_bundle_untouched(tmp_path):
+    out = tmp_path / "out"
+    compile_file(CONTOSO, out)
+    before = snapshot_tree(out)
+    broken = tmp_path / "broken.sfb"
+    broken.write_text(CONTOSO.read_text().replace("product 2015", "product 2016"))
+    with pytest.raises(DiagnosticsError):
+        compile_file(broken, out)
+    assert snapshot_tree(out) == before
+
+
+def test_recompile_replaces_the_whole_bundle(tmp_path):
+    out = tmp_path / "out"
+    compile_file(CONTOSO, out)
+    (out / "fe01.contoso.com" / "stale.ps1").write_text("old")
+    smaller = tmp_path / "small.sfb"
+    shutil.copy(SAMPLES / "standard-edition.sfb", smaller)
+    compile_file(smaller, out)
+    assert not (out / "fe01.contoso.com").exists()
+    assert (out / "sfb01.northwind.com" / "1-Install-LocalConfigurationStore.ps1").exists()
+    assert (out / MARKER).is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".sfbgen-")] == []
+
+
+def test_recover_restores_a_parked_bundle(tmp_path):
+    out = tmp_path / "out"
+    compile_file(CONTOSO, out)
+    before = snapshot_tree(out)
+    parked = tmp_path / f".sfbgen-old-out-{os.getpid()}"
+    os.rename(out, parked)  # as a run killed between its two renames leaves it
+    recover(out)
+    assert snapshot_tree(out) == before and not parked.exists()
+
+
+def test_unsigned_bundle_verifies_by_manifest(tmp_path):
+    out = tmp_path / "out"
+    compile_file(CONTOSO, out)
+    reports = verify_bundle(out, [])
+    assert reports and all(r.ok for r in reports), [r for r in reports if not r.ok]
+
+
+@pytest.fixture()
+def signed_bundle(tmp_path, signing_key):
+    out = tmp_path / "signed"
+    compile_file(CONTOSO, out, signing_key)
+    return out
+
+
+def test_signed_bundle_verifies(signed_bundle, signing_key):
+    reports = verify_bundle(signed_bundle, [signing_key.certificate])
+    assert all(r.ok for r in reports), [r for r in reports if not r.ok]
+    scripts = [p for p in signed_bundle.rglob("*.ps1")]
+    for script in scripts[:5]:
+        run = subprocess.run([require_osslsigncode(), "verify", "-CAfile", str(signing_key.pem), "-in", str(script)], capture_output=True)
+        assert run.returncode == 0
+
+
+@pytest.mark.parametrize("damage", ["flip", "missing", "extra", "manifest"])
+def test_damaged_bundle_fails_verification(signed_bundle, signing_key, damage):
+    target = signed_bundle / "fe02.contoso.com" / "2-Setup-Components.ps1"
+    if damage == "flip":
+        data = bytearray(target.read_bytes())
+        data[100] ^= 1
+        target.write_bytes(bytes(data))
+    elif damage == "missing":
+        target.unlink()
+    elif damage == "extra":
+        (signed_bundle / "fe02.contoso.com" / "evil.ps1").write_text("Remove-Item C:\\ -Recurse")
+    else:
+        (signed_bundle / "MANIFEST.json").write_text("{}")
+    reports = verify_bundle(signed_bundle, [signing_key.certificate])
+    assert any(not r.ok for r in reports)
+
+
+def test_signed_by_someone_else_fails(signed_bundle, signing_key):
+    from sfbgen.authenticode import SigningKey
+    from sfbgen.signing import make_codesign_certificate
+
+    key, cert = make_codesign_certificate("intruder", key_size=2048)
+    target = signed_bundle / "se01.contoso.com" / "4-Start-Services.ps1"
+    original = target.read_bytes()
+    unsigned = original[: original.index(b"# SIG # Begin")]
+    target.write_bytes(SigningKey(cert, key).sign(unsigned))
+    reports = verify_bundle(signed_bundle, [signing_key.certificate, cert])
+    assert any("se01.contoso.com/4-Start-Services.ps1" == r.path and not r.ok for r in reports)
+
+
+def test_cli_signs_with_pfx_and_verifies(tmp_path):
+    env = dict(os.environ, SFBGEN_PFX_PASSWORD="correct horse")
+    pfx = tmp_path / "lab.pfx"
+    cli = [sys.executable, "-m", "sfbgen"]
+    subprocess.run(cli + ["codesign-cert", "--out", str(pfx)], env=env, check=True, capture_output=True)
+    out = tmp_path / "out"
+    run = subprocess.run(cli + ["compile", str(CONTOSO), "--out", str(out), "--sign-pfx", str(pfx)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "NOT SIGNED" not in run.stderr
+    runbook = (out / "RUNBOOK.md").read_text()
+    assert "stop validating when the signing certificate expires" in runbook
+    ok = subprocess.run(cli + ["verify", str(out), "--trust", str(pfx.with_suffix(".cer"))], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout
+    untrusted = subprocess.run(cli + ["verify", str(out)], capture_output=True, text=True)
+    assert untrusted.returncode == 1
+    wrong = subprocess.run(cli + ["compile", str(CONTOSO), "--out", str(out), "--sign-pfx", str(pfx)],
+                           env=dict(env, SFBGEN_PFX_PASSWORD="wrong"), capture_output=True, text=True)
+    assert wrong.returncode == 2 and "wrong password" in wrong.stderr
+
+
+def test_cli_signs_with_pem(tmp_path, signing_key):
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "sfbgen", "compile", str(SAMPLES / "standard-edition.sfb"), "--out", str(out),
+                          "--sign-cert", str(signing_key.pem), "--sign-key", str(signing_key.key_pem)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert all(r.ok for r in verify_bundle(out, [signing_key.certificate]))
