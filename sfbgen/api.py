@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .diagnostics import Diagnostic, has_errors, sort_diagnostics
 from .model import Topology
+
+if TYPE_CHECKING:
+    from .plan import DeploymentPlan
 from .source import Source, read_source
 
 
@@ -17,6 +21,7 @@ class CheckResult:
     source: Source | None
     topology: Topology | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    plan: "DeploymentPlan | None" = None  # built while checking certificates; compile reuses it
 
     @property
     def ok(self) -> bool:
@@ -58,4 +63,5 @@ def _check_source(source: Source) -> CheckResult:
         plan = build_plan(topology)
         requests = [r for s in plan.servers for r in s.certificates] + ([plan.oauth] if plan.oauth else [])
         diagnostics += certificate_warnings(requests, source.name)
+        return CheckResult(source, topology, sort_diagnostics(diagnostics), plan)
     return CheckResult(source, topology, sort_diagnostics(diagnostics))

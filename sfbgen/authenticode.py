@@ -238,15 +238,6 @@ class SigningKey:
         lines = [BEGIN] + ["# " + encoded[i : i + 64] for i in range(0, len(encoded), 64)] + [END]
         return data + ("\r\n".join(lines) + "\r\n").encode("ascii")
 
-    def sign_many(self, scripts: list[bytes]) -> list[bytes]:
-        """Sign many scripts; in threads, since the RSA operation releases the GIL."""
-        if len(scripts) < 64:
-            return [self.sign(s) for s in scripts]
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            return list(pool.map(self.sign, scripts, chunksize=32))
-
 
 def _attribute(oid: str, value_der: bytes) -> bytes:
     return _der_tlv(0x30, core.ObjectIdentifier(oid).dump() + _der_tlv(0x31, value_der))

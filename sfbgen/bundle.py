@@ -74,35 +74,53 @@ def _exchange(a: Path, b: Path) -> bool:
     return result == 0
 
 
-def write_bundle(out: Path, files: dict[str, bytes], inputs: list[Path], marker: dict) -> None:
-    """Write `files` ({relative path: bytes}) as the folder `out`, replacing an earlier bundle atomically."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    recover(out)
-    check_destination(out, inputs)
+class BundleWriter:
+    """Writes files into a temporary folder beside `out`; `commit` swaps it into place.
 
-    tmp = out.parent / f"{_TMP_PREFIX}{out.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
-        made: set[Path] = {tmp}
-        for relative, data in sorted(files.items()):
-            target = tmp / relative
-            if target.parent not in made:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                made.add(target.parent)
-            target.write_bytes(data)
-        (tmp / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    Used as a context manager: leaving the block without `commit` (an error, an interrupt) removes the
+    temporary folder and leaves `out` as it was.
+    """
+
+    def __init__(self, out: Path, inputs: list[Path], marker: dict):
+        self.out = Path(out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        recover(self.out)
+        check_destination(self.out, inputs)
+        self.marker = marker
+        self.tmp = self.out.parent / f"{_TMP_PREFIX}{self.out.name}-{os.getpid()}"
+        self._made: set[Path] = set()
+        self._committed = False
+
+    def __enter__(self) -> "BundleWriter":
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir()
+        self._made = {self.tmp}
+        return self
+
+    def add(self, relative: str, data: bytes) -> None:
+        target = self.tmp / relative
+        if target.parent not in self._made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(target.parent)
+        target.write_bytes(data)
+
+    def commit(self) -> None:
+        out, tmp = self.out, self.tmp
+        (tmp / MARKER).write_text(json.dumps(self.marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if out.exists():
             if _exchange(tmp, out):
+                self._committed = True
                 shutil.rmtree(tmp, ignore_errors=True)  # now the previous bundle
                 return
             parked = out.parent / f"{_OLD_PREFIX}{out.name}-{os.getpid()}"
             os.rename(out, parked)
             os.rename(tmp, out)
+            self._committed = True
             shutil.rmtree(parked, ignore_errors=True)
         else:
             os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            self._committed = True
+
+    def __exit__(self, *exc) -> None:
+        if not self._committed:
+            shutil.rmtree(self.tmp, ignore_errors=True)

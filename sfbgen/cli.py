@@ -110,7 +110,7 @@ def compile_(
 
     try:
         signer = _signer(sign_pfx, sign_cert, sign_key, timestamp_url)
-        result = compile_file(file, out, signer)
+        result = compile_file(file, out, signer, keep_files=False)
     except DiagnosticsError as exc:
         _emit_text_or_json(exc.diagnostics, exc.sources, format)
         raise typer.Exit(_exit_code(exc.diagnostics))
@@ -118,8 +118,9 @@ def compile_(
         typer.echo(f"sfbgen: error: {exc}", err=True)
         raise typer.Exit(exc.exit_code)
     _emit_text_or_json(result.diagnostics, {}, format)
-    scripts = sum(name.endswith(".ps1") for name in result.files)
-    typer.echo(f"wrote {out}: {len(result.plan.servers)} servers, {scripts} scripts, RUNBOOK.md, plan.json", err=True)
+    scripts = sum(len(s.scripts) for s in result.plan.servers)
+    signed = "signed" if result.signed else "unsigned"
+    typer.echo(f"wrote {out}: {len(result.plan.servers)} servers, {scripts} {signed} scripts, RUNBOOK.md, plan.json", err=True)
     if not result.signed:
         typer.echo(
             "WARNING: the bundle is NOT SIGNED. Servers with the AllSigned or RemoteSigned policy will refuse its scripts; "

@@ -255,10 +255,11 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
             g.depend(f"{plan.fqdn}:1", copy)
 
     # The other members of an Edge pool import the external certificate the first member obtained.
+    first_edge = {id(p.pool): p for p in edges if p.member_index == 0}
     for plan in edges:
         if plan.member_index == 0:
             continue
-        first = next(p for p in edges if p.pool is plan.pool and p.member_index == 0)
+        first = first_edge[id(plan.pool)]
         copy = g.add(f"{plan.fqdn}:copy-edge-cert", plan.fqdn,
                      f"Copy {first.fqdn}/out/{EDGE_EXTERNAL_PFX} into the bundle folder {plan.fqdn}/", None, [done3[first.fqdn]],
                      f"{plan.fqdn}/{EDGE_EXTERNAL_PFX} is on the server; keep its password at hand",
@@ -267,9 +268,13 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
         g.depend(target, copy)
 
     # Start: one Start-CsPool per Enterprise pool after every member's step 3; others per server.
+    members_of: dict[int, list[ServerPlan]] = {}
+    for plan in plans:
+        members_of.setdefault(id(plan.pool), []).append(plan)
+    pools_by_fqdn = {p.fqdn.value.lower(): p for p in topology.pools()}
     started: dict[str, str] = {}  # pool fqdn -> the step after which the pool is started
     for pool in topology.pools():
-        members = [p for p in plans if p.pool is pool]
+        members = members_of[id(pool)]
         if pool.kind == "enterprise":
             starter = members[0]
             started[pool.fqdn.value.lower()] = g.add(
@@ -289,9 +294,9 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
             hop_started = started.get(hop.value.lower()) if hop else None
             if hop_started is None and hop is not None:
                 # The next hop pool comes later in the file: find its start step by name.
-                hop_pool = next((p for p in topology.pools() if p.fqdn.value.lower() == hop.value.lower()), None)
+                hop_pool = pools_by_fqdn.get(hop.value.lower())
                 if hop_pool is not None:
-                    hop_members = [p for p in plans if p.pool is hop_pool]
+                    hop_members = members_of[id(hop_pool)]
                     hop_started = f"{hop_pool.fqdn.value}:start-pool" if hop_pool.kind == "enterprise" else f"{hop_members[-1].fqdn}:4"
             for step_id in ids:
                 g.depend(step_id, hop_started)

@@ -106,28 +106,59 @@ def _certificate_jobs(server: ServerPlan) -> list[dict]:
     return jobs
 
 
-def render_server(plan: DeploymentPlan, server: ServerPlan, meta: Meta) -> dict[str, str]:
-    """The scripts of one server's bundle: {file name: text with LF line ends}."""
-    members = [s.fqdn for s in plan.servers if s.pool is server.pool]
-    edges = [s.fqdn for s in plan.servers if s.is_edge]
-    base = dict(
-        s=server,
-        meta=meta,
-        files=STEP_FILES,
-        edge_config_zip=EDGE_CONFIG_ZIP,
-        edge_config_host=plan.edge_config_host.fqdn if plan.edge_config_host else "",
-        edge_pfx=EDGE_EXTERNAL_PFX,
-    )
-    extra = {
-        "components": dict(features=WINDOWS_FEATURES[server.role]),
-        "certificates": dict(jobs=_certificate_jobs(server)),
-        "start-pool": dict(members=members),
-        "export-edge-config": dict(edges=edges),
-    }
-    return {
-        script.filename: render_template(f"{script.kind}.ps1.j2", script=script, **base, **extra.get(script.kind, {}))
-        for script in server.scripts
-    }
+class Renderer:
+    """Renders the files of one plan; what every server needs to know of the others is computed once."""
+
+    def __init__(self, plan: DeploymentPlan, meta: Meta):
+        self.plan = plan
+        self.meta = meta
+        self.members: dict[int, list[str]] = {}
+        for server in plan.servers:
+            self.members.setdefault(id(server.pool), []).append(server.fqdn)
+        self.edges = [s.fqdn for s in plan.servers if s.is_edge]
+        self.base = dict(
+            meta=meta,
+            files=STEP_FILES,
+            edge_config_zip=EDGE_CONFIG_ZIP,
+            edge_config_host=plan.edge_config_host.fqdn if plan.edge_config_host else "",
+            edge_pfx=EDGE_EXTERNAL_PFX,
+        )
+
+    def server(self, server: ServerPlan) -> dict[str, str]:
+        """The scripts of one server's bundle: {file name: text with LF line ends}."""
+        extra = {
+            "components": dict(features=WINDOWS_FEATURES[server.role]),
+            "certificates": dict(jobs=_certificate_jobs(server)),
+            "start-pool": dict(members=self.members[id(server.pool)]),
+            "export-edge-config": dict(edges=self.edges),
+        }
+        return {
+            script.filename: render_template(f"{script.kind}.ps1.j2", s=server, script=script, **self.base, **extra.get(script.kind, {}))
+            for script in server.scripts
+        }
+
+    def plan_json(self) -> str:
+        return json.dumps(plan_document(self.plan, self.meta), indent=2, ensure_ascii=False) + "\n"
+
+    def runbook(self, signing: dict) -> str:
+        plan = self.plan
+        node_ids = {step.id: f"s{i}" for i, step in enumerate(plan.steps, 1)}
+        certificates, seen = [], set()
+        for server in plan.servers:
+            for request in ([server.oauth] if server.oauth else []) + server.certificates:
+                if request.id not in seen:
+                    seen.add(request.id)
+                    certificates.append(request)
+        return render_template(
+            "RUNBOOK.md.j2",
+            plan=plan,
+            meta=self.meta,
+            waves=plan.waves(),
+            node_ids=node_ids,
+            certificates=certificates,
+            signing=signing,
+            edge_config_zip=EDGE_CONFIG_ZIP,
+        )
 
 
 def plan_document(plan: DeploymentPlan, meta: Meta) -> dict:
@@ -154,31 +185,6 @@ def plan_document(plan: DeploymentPlan, meta: Meta) -> dict:
         "servers": servers,
         "runbook": [step.to_plan() for step in plan.steps],
     }
-
-
-def render_plan_json(plan: DeploymentPlan, meta: Meta) -> str:
-    return json.dumps(plan_document(plan, meta), indent=2, ensure_ascii=False) + "\n"
-
-
-def render_runbook(plan: DeploymentPlan, meta: Meta, signing: dict) -> str:
-    node_ids = {step.id: f"s{i}" for i, step in enumerate(plan.steps, 1)}
-    certificates = []
-    seen = set()
-    for server in plan.servers:
-        for request in ([server.oauth] if server.oauth else []) + server.certificates:
-            if request.id not in seen:
-                seen.add(request.id)
-                certificates.append(request)
-    return render_template(
-        "RUNBOOK.md.j2",
-        plan=plan,
-        meta=meta,
-        waves=plan.waves(),
-        node_ids=node_ids,
-        certificates=certificates,
-        signing=signing,
-        edge_config_zip=EDGE_CONFIG_ZIP,
-    )
 
 
 def to_windows_text(text: str, bom: bool = True) -> bytes:
