@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .diagnostics import Diagnostic, has_errors, sort_diagnostics
 from .model import Topology
-
-if TYPE_CHECKING:
-    from .plan import DeploymentPlan
 from .source import Source, read_source
 
 
@@ -21,7 +17,6 @@ class CheckResult:
     source: Source | None
     topology: Topology | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    plan: "DeploymentPlan | None" = None  # built while checking certificates; compile reuses it
 
     @property
     def ok(self) -> bool:
@@ -57,11 +52,10 @@ def _check_source(source: Source) -> CheckResult:
     diagnostics = structural + semantic
     if not has_errors(diagnostics):
         # What the certificates the topology implies would run into (only a sound topology has them).
-        from .certificates import certificate_warnings
-        from .plan import build_plan
+        from .certificates import CertificatePlanner, certificate_warnings
 
-        plan = build_plan(topology)
-        requests = [r for s in plan.servers for r in s.certificates] + ([plan.oauth] if plan.oauth else [])
-        diagnostics += certificate_warnings(requests, source.name)
-        return CheckResult(source, topology, sort_diagnostics(diagnostics), plan)
+        planner = CertificatePlanner(topology)
+        requests = [r for pool, server in topology.servers() for r in planner.for_server(pool, server)]
+        oauth = planner.oauth()
+        diagnostics += certificate_warnings(requests + ([oauth] if oauth else []), source.name)
     return CheckResult(source, topology, sort_diagnostics(diagnostics))

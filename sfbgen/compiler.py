@@ -128,7 +128,7 @@ def compile_file(
         sources = {result.source.name: result.source.text} if result.source else {}
         raise DiagnosticsError(result.diagnostics, sources)
     assert result.topology is not None and result.source is not None
-    plan = result.plan or build_plan(result.topology)
+    plan = build_plan(result.topology)
     meta = Meta.of(result.topology, result.source.name, result.source.digest)
     out = Path(out)
     files: dict[str, bytes] = {}

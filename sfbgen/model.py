@@ -15,9 +15,17 @@ from .diagnostics import Span
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: the validators are built on first use. The transformer builds the model from a parse
+    # tree it has already typed, with `make` (no validation), so a check never pays for building them;
+    # validating a model from outside data (tests, tools) still builds and applies them.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     span: Span
+
+    @classmethod
+    def make(cls, **fields):
+        """An instance from fields that are already of the right types (the transformer's)."""
+        return cls.model_construct(**fields)
 
 
 class Name(Node):

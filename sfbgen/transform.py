@@ -30,17 +30,17 @@ def _meta_span(meta) -> Span:
 
 
 def _name(token: Token) -> m.Name:
-    return m.Name(value=str(token), span=_span(token))
+    return m.Name.make(value=str(token), span=_span(token))
 
 
 def _text(token: Token) -> m.Name:
     """A quoted string's content; the span covers the content, so a caret points inside the quotes."""
     line, col = token.line, token.column
-    return m.Name(value=str(token)[1:-1], span=Span(line, col + 1, line, col + len(token) - 1))
+    return m.Name.make(value=str(token)[1:-1], span=Span(line, col + 1, line, col + len(token) - 1))
 
 
 def _number(token: Token) -> m.Number:
-    return m.Number(value=int(token), span=_span(token))
+    return m.Number.make(value=int(token), span=_span(token))
 
 
 # Which pool statements each kind of pool allows, and which ones repeat.
@@ -117,7 +117,7 @@ class TopologyBuilder(Transformer):
     def topology(self, meta, children):
         name, *items = children
         fields = self._collect(items, "topology")
-        return m.Topology(
+        return m.Topology.make(
             span=_meta_span(meta),
             name=_text(name),
             product=fields.get("product"),
@@ -147,12 +147,12 @@ class TopologyBuilder(Transformer):
         return Item("mobility", _name(children[0]), _meta_span(meta))
 
     def sip_domain(self, meta, children):
-        domain = m.SipDomain(span=_meta_span(meta), name=_name(children[0]), primary=len(children) > 1)
+        domain = m.SipDomain.make(span=_meta_span(meta), name=_name(children[0]), primary=len(children) > 1)
         return Item("sip_domain", domain, _meta_span(meta))
 
     def simple_url(self, meta, children):
         kind, url, *rest = children
-        url_model = m.SimpleUrl(span=_meta_span(meta), kind=_name(kind), url=_text(url), domain=rest[0] if rest else None)
+        url_model = m.SimpleUrl.make(span=_meta_span(meta), kind=_name(kind), url=_text(url), domain=rest[0] if rest else None)
         return Item("simple_url", url_model, _meta_span(meta))
 
     def simple_url_domain(self, meta, children):
@@ -167,7 +167,7 @@ class TopologyBuilder(Transformer):
         if authority is not None:
             kind, ca, public, span = authority
             values.update(authority=kind, authority_span=span, ca=ca, public=public)
-        return Item("certificates", m.CertificatePolicy(span=_meta_span(meta), **values, **fields), _meta_span(meta))
+        return Item("certificates", m.CertificatePolicy.make(span=_meta_span(meta), **values, **fields), _meta_span(meta))
 
     def authority_online(self, meta, children):
         return Item("authority", ("online", _text(children[0]), False, _meta_span(meta)), _meta_span(meta))
@@ -209,7 +209,7 @@ class TopologyBuilder(Transformer):
         site_name = _text(name)
         # Pools were built before their site was known; give each its site now.
         pools = tuple(pool.model_copy(update={"site": site_name.value}) for pool in pools)
-        return Item("site", m.Site(span=_meta_span(meta), name=site_name, pools=pools), _meta_span(meta))
+        return Item("site", m.Site.make(span=_meta_span(meta), name=site_name, pools=pools), _meta_span(meta))
 
     def pool_body(self, meta, children):
         return list(children)
@@ -223,7 +223,7 @@ class TopologyBuilder(Transformer):
         values: dict[str, Any] = dict(span=_meta_span(meta), fqdn=_name(fqdn), site="", **fields)
         if kind == "standard":
             # A Standard Edition server is its own (only) member.
-            values["servers"] = (m.Server(span=_span(fqdn), fqdn=_name(fqdn)),)
+            values["servers"] = (m.Server.make(span=_span(fqdn), fqdn=_name(fqdn)),)
         else:
             values["servers"] = tuple(members)
         if web:
@@ -235,7 +235,7 @@ class TopologyBuilder(Transformer):
             "mediation": m.MediationPool,
             "edge": m.EdgePool,
         }[kind]
-        return cls(**values)
+        return cls.make(**values)
 
     def enterprise_pool(self, meta, children):
         return self._pool("enterprise", meta, children)
@@ -253,10 +253,10 @@ class TopologyBuilder(Transformer):
         return self._pool("edge", meta, children)
 
     def front_end(self, meta, children):
-        return Item("front_end", m.Server(span=_meta_span(meta), fqdn=_name(children[0])), _meta_span(meta))
+        return Item("front_end", m.Server.make(span=_meta_span(meta), fqdn=_name(children[0])), _meta_span(meta))
 
     def server(self, meta, children):
-        return Item("server", m.Server(span=_meta_span(meta), fqdn=_name(children[0])), _meta_span(meta))
+        return Item("server", m.Server.make(span=_meta_span(meta), fqdn=_name(children[0])), _meta_span(meta))
 
     def web_services(self, meta, children):
         values: dict[str, m.Name] = {}
