@@ -159,6 +159,7 @@ class SigningKey:
         self._sid = cms.SignerIdentifier(
             {"issuer_and_serial_number": cms.IssuerAndSerialNumber({"issuer": cert.issuer, "serial_number": cert.serial_number})}
         )
+        self._cached_template = False  # not built yet
         self._certificates = cms.CertificateSet([cms.CertificateChoices({"certificate": asn1_x509.Certificate.load(d)}) for d in self._cert_der])
 
     @property
@@ -184,7 +185,51 @@ class SigningKey:
 
     def signature_der(self, text: str) -> bytes:
         """The DER of the PKCS#7 signature over script `text` (as split_signature returns it)."""
-        indirect = _indirect_data(script_digest(text))
+        digest = script_digest(text)
+        template = self._template()
+        if template is None:
+            return self._build(digest, self._sign_bytes)
+        # Everything but the script hash, the messageDigest and the RSA signature is the same for every
+        # script signed with this key: fill those three fixed-length holes of the pre-built DER.
+        (ind_head, ind_tail), (attr_head, attr_tail), (der_a, der_b, der_c, der_d) = template
+        message_digest = hashlib.sha256(ind_head + digest + ind_tail).digest()
+        signature = self._sign_bytes(attr_head + message_digest + attr_tail)
+        return der_a + digest + der_b + message_digest + der_c + signature + der_d
+
+    def _template(self):
+        """The DER split around the three per-script values, or None when they do not have fixed lengths."""
+        if self._cached_template is not False:
+            return self._cached_template
+        self._cached_template = None
+        if not isinstance(self.private_key, rsa.RSAPrivateKey) or self.timestamp_url:
+            return None  # ECDSA signatures and timestamps vary in length
+        placeholder_digest = hashlib.sha256(b"sfbgen placeholder script digest").digest()
+        placeholder_signature = b"\x5a" * (self.private_key.key_size // 8)
+        captured: list[bytes] = []
+
+        def fake_sign(attrs: bytes) -> bytes:
+            captured.append(attrs)
+            return placeholder_signature
+
+        der = self._build(placeholder_digest, fake_sign)
+        indirect_contents = _der_contents(_indirect_data(placeholder_digest))
+        placeholder_md = hashlib.sha256(indirect_contents).digest()
+        attrs = captured[0]
+        for needle, haystack in ((placeholder_digest, indirect_contents), (placeholder_md, attrs),
+                                 (placeholder_digest, der), (placeholder_md, der), (placeholder_signature, der)):
+            if haystack.count(needle) != 1:
+                return None
+        ind = indirect_contents.split(placeholder_digest)
+        attr = attrs.split(placeholder_md)
+        a, rest = der.split(placeholder_digest)
+        b, rest = rest.split(placeholder_md)
+        c, d = rest.split(placeholder_signature)
+        self._cached_template = ((ind[0], ind[1]), (attr[0], attr[1]), (a, b, c, d))
+        return self._cached_template
+
+    def _build(self, digest: bytes, sign) -> bytes:
+        """The whole structure, built field by field with asn1crypto."""
+        indirect = _indirect_data(digest)
         attributes = [
             _attribute("1.2.840.113549.1.9.3", core.ObjectIdentifier(OID_SPC_INDIRECT_DATA).dump()),
             _attribute(OID_SPC_SP_OPUS_INFO, _der_tlv(0x30, b"")),
@@ -193,7 +238,7 @@ class SigningKey:
         ]
         # DER orders the members of a SET OF by their encoding; verifiers re-encode it that way.
         signed_attrs_set = _der_tlv(0x31, b"".join(sorted(attributes)))
-        signature = self._sign_bytes(signed_attrs_set)
+        signature = sign(signed_attrs_set)
         key_algorithm = (
             {"algorithm": "rsassa_pkcs1v15"} if isinstance(self.private_key, rsa.RSAPrivateKey) else {"algorithm": "sha256_ecdsa"}
         )

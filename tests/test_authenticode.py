@@ -132,3 +132,13 @@ def test_signature_block_format(signing_key):
     body = [line[2:] for line in lines[1:-2]]
     assert all(len(chunk) == 64 for chunk in body[:-1]) and 0 < len(body[-1]) <= 64
     base64.b64decode("".join(body), validate=True)
+
+
+def test_fast_path_equals_the_full_build(signing_key):
+    """Signing fills a DER template built once per key; it must equal building the structure each time."""
+    from sfbgen.authenticode import script_digest, split_signature
+
+    signed = signing_key.sign(SCRIPT)
+    text, encoded = split_signature(signed)
+    full = signing_key._build(script_digest(text), signing_key._sign_bytes)
+    assert base64.b64decode(encoded) == full
