@@ -102,7 +102,14 @@ class BundleWriter:
         if target.parent not in self._made:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._made.add(target.parent)
-        target.write_bytes(data)
+        # O_EXCL: the temporary folder is ours alone, so every name is new; a clash is a bug, not a race.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
 
     def commit(self) -> None:
         out, tmp = self.out, self.tmp

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ from . import __version__
 from .api import check_file
 from .diagnostics import Diagnostic, DiagnosticsError
 from .plan import DeploymentPlan, ServerPlan, build_plan
-from .render import Meta, Renderer, to_windows_text
+from .render import Meta, Renderer, json_lines, to_windows_text
 
 SIGNABLE = (".ps1", ".psm1", ".psd1")
 
@@ -42,7 +41,7 @@ def _sha256(data: bytes) -> str:
 
 
 def _json_bytes(document: dict) -> bytes:
-    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return json_lines(document).encode("utf-8")
 
 
 def _signing_summary(signer: Signer | None) -> dict:

@@ -87,6 +87,11 @@ def _argument(value: object) -> str:
 
 def parameter_set_for(name: str, parameters: set[str]) -> str:
     """The documented parameter set of cmdlet `name` that accepts exactly `parameters`, or raise."""
+    return _parameter_set_for(name, frozenset(parameters))
+
+
+@cache
+def _parameter_set_for(name: str, parameters: frozenset[str]) -> str:
     entry = catalog().get(name)
     if entry is None:
         raise CmdletSignatureError(f"{name} is not in the cmdlet catalog")
@@ -102,6 +107,7 @@ def parameter_set_for(name: str, parameters: set[str]) -> str:
     return fitting[0]
 
 
+@cache
 def is_switch(name: str, parameter: str) -> bool:
     for params in catalog()[name]["parameter_sets"].values():
         if parameter in params:
