@@ -9,7 +9,6 @@ A folder sfbgen did not create is never touched.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 import os
 import shutil
@@ -65,7 +64,8 @@ def _exchange(a: Path, b: Path) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The process's own symbol table holds libc's; find_library would run ldconfig to find it.
+        _libc = ctypes.CDLL(None, use_errno=True)
     renameat2 = getattr(_libc, "renameat2", None)
     if renameat2 is None:
         return False

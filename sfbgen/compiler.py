@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,50 @@ def _server_files(renderer: Renderer, server: ServerPlan, signer: Signer | None)
     return [(prefix + name, data) for name, data in scripts] + [(prefix + "manifest.json", _json_bytes(manifest))]
 
 
+# Below this many servers a second process costs more than it saves.
+PARALLEL_MIN_SERVERS = 64
+_CHUNK = 16
+_WINDOW = 6
+_forked_work: tuple | None = None  # what forked workers render: set just before the fork
+
+
+def _render_chunk(bounds: tuple[int, int]) -> list[tuple[str, bytes]]:
+    renderer, servers, signer = _forked_work
+    out: list[tuple[str, bytes]] = []
+    for server in servers[bounds[0]:bounds[1]]:
+        out.extend(_server_files(renderer, server, signer))
+    return out
+
+
+def _all_server_files(renderer: Renderer, servers: list[ServerPlan], signer: Signer | None) -> Iterator[tuple[str, bytes]]:
+    """Every server's files, in server order. Large topologies render and sign in two forked worker
+    processes (Jinja and asn1crypto hold the GIL) while this process hashes and writes."""
+    import multiprocessing
+    import os
+
+    global _forked_work
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if len(servers) < PARALLEL_MIN_SERVERS or cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        for server in servers:
+            yield from _server_files(renderer, server, signer)
+        return
+    _forked_work = (renderer, servers, signer)
+    chunks = [(i, min(i + _CHUNK, len(servers))) for i in range(0, len(servers), _CHUNK)]
+    try:
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            # A bounded window of chunks in flight: workers never run far ahead of the writing, so memory
+            # stays flat however large the topology.
+            pending = deque()
+            for chunk in chunks:
+                pending.append(pool.apply_async(_render_chunk, (chunk,)))
+                if len(pending) >= _WINDOW:
+                    yield from pending.popleft().get()
+            while pending:
+                yield from pending.popleft().get()
+    finally:
+        _forked_work = None
+
+
 def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None) -> Iterator[tuple[str, bytes]]:
     """Every file of the bundle, in a fixed order, produced one server at a time; MANIFEST.json last."""
     renderer = Renderer(plan, meta)
@@ -79,19 +124,8 @@ def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None) -> Iter
         entries.append({"path": path, "sha256": _sha256(data), "size": len(data)})
         return path, data
 
-    if signer is not None and len(plan.servers) > 8:
-        # RSA signing releases the GIL: a second thread keeps the other core busy.
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            batches = pool.map(lambda s: _server_files(renderer, s, signer), plan.servers)
-            for batch in batches:
-                for path, data in batch:
-                    yield emit(path, data)
-    else:
-        for server in plan.servers:
-            for path, data in _server_files(renderer, server, signer):
-                yield emit(path, data)
+    for path, data in _all_server_files(renderer, plan.servers, signer):
+        yield emit(path, data)
     signing = _signing_summary(signer)
     yield emit("RUNBOOK.md", renderer.runbook(signing).encode("utf-8"))
     yield emit("plan.json", renderer.plan_json().encode("utf-8"))
