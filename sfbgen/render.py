@@ -144,6 +144,8 @@ class Renderer:
             edge_config_zip=EDGE_CONFIG_ZIP,
             edge_config_host=plan.edge_config_host.fqdn if plan.edge_config_host else "",
             edge_pfx=EDGE_EXTERNAL_PFX,
+            # Text that is the same in every script, rendered once rather than once per script.
+            shared=dict(functions=render_template("_functions.ps1.j2").rstrip("\n"), runner=render_template("_runner.ps1.j2").rstrip("\n")),
         )
 
     def server(self, server: ServerPlan) -> dict[str, str]:
