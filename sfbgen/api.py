@@ -31,6 +31,16 @@ def check_text(text: str, name: str = "<input>") -> CheckResult:
     return _check_source(source)
 
 
+def check_bytes(raw: bytes, name: str = "<input>") -> CheckResult:
+    """Decode, parse, build and check the bytes of a topology file."""
+    from .source import decode_source
+
+    source, diagnostics = decode_source(raw, name)
+    if source is None:
+        return CheckResult(None, None, diagnostics)
+    return _check_source(source)
+
+
 def check_file(path: str | Path) -> CheckResult:
     """Read, parse, build and check a topology file; every problem comes back as a diagnostic."""
     source, diagnostics = read_source(path)

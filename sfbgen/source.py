@@ -28,8 +28,6 @@ def _locate_bad_utf8(raw: bytes, error: UnicodeDecodeError) -> Span:
 
 def read_source(path: str | Path) -> tuple[Source | None, list[Diagnostic]]:
     """Read and decode `path`; return the source, or None and the diagnostics saying why not."""
-    import hashlib
-
     name = str(path)
     p = Path(path)
     here = Span.point(1, 1)
@@ -54,6 +52,20 @@ def read_source(path: str | Path) -> tuple[Source | None, list[Diagnostic]]:
     except OSError as exc:
         return fail("SFB001", f"cannot read '{name}': {exc.strerror or exc}", "check the path and its permissions")
 
+    return decode_source(raw, name)
+
+
+def decode_source(raw: bytes, name: str) -> tuple[Source | None, list[Diagnostic]]:
+    """Decode the bytes of a topology file; return the source, or None and the diagnostics saying why not."""
+    import hashlib
+
+    here = Span.point(1, 1)
+
+    def fail(code: str, problem: str, fix: str, span: Span = here):
+        return None, [diagnostic(code, span, problem, fix, name)]
+
+    if len(raw) > MAX_SOURCE_BYTES:
+        return fail("SFB004", f"the text is larger than {MAX_SOURCE_BYTES // (1024 * 1024)} MB", "check that this is the topology file")
     if b"\x00" in raw[:65536] or raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return fail("SFB003", "the file is binary or UTF-16, not UTF-8 text", "save the topology as UTF-8 text")
     try:
