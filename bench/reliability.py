@@ -152,7 +152,7 @@ def report(figures: dict) -> str:
          else "| atheris | not installed |"),
         f"| hostile strings tried, all fields | {hostile_total:,} (every one rejected or inert) |",
         f"| compiles killed with SIGKILL while replacing a bundle | {kills['kills']} |",
-        f"| bundles left whole afterwards (old / new / broken) | {kills['states'].get('A', 0)} / {kills['states'].get('B', 0)} / {kills['states'].get('broken', 0)} |",
+        f"| what each killed compile left: whole bundle A / whole bundle B / anything else | {kills['states'].get('A', 0)} / {kills['states'].get('B', 0)} / {kills['states'].get('broken', 0)} |",
         f"| secrets found in output (must be 0) | {len(secrets['found'])} (searched {secrets['files_searched']} files, {secrets['bytes_searched']:,} bytes for {secrets['secrets']} secret values) |",
         "",
         "## Hostile strings per field",

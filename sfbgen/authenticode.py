@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 from asn1crypto import algos, cms, core, tsp
@@ -275,13 +276,16 @@ class SigningKey:
         text, existing = split_signature(data)
         if existing is not None:
             raise AuthenticodeError("the script is already signed")
-        if BEGIN.lower() in text.lower():
+        if _MARKER_LINE.search(text):
             raise AuthenticodeError(f"the script contains the line '{BEGIN}', which would cut it short for verifiers")
         if not text.endswith("\r\n"):
             raise AuthenticodeError("the script must end with CRLF before it is signed")
         encoded = base64.b64encode(self.signature_der(text[:-2])).decode("ascii")
         lines = [BEGIN] + ["# " + encoded[i : i + 64] for i in range(0, len(encoded), 64)] + [END]
         return data + ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+_MARKER_LINE = re.compile(re.escape(BEGIN), re.IGNORECASE)
 
 
 def _attribute(oid: str, value_der: bytes) -> bytes:

@@ -52,8 +52,9 @@ def _signing_summary(signer: Signer | None) -> dict:
             "not_after": signer.not_after, "timestamped": signer.timestamped}
 
 
-def _server_files(renderer: Renderer, server: ServerPlan, signer: Signer | None) -> list[tuple[str, bytes]]:
-    """One server's bundle: its scripts (signed when a signer is given) and its manifest.json."""
+def _server_files(renderer: Renderer, server: ServerPlan, signer: Signer | None) -> list[tuple[str, bytes, str]]:
+    """One server's bundle — its scripts (signed when a signer is given) and its manifest.json — as
+    (path, bytes, SHA-256) triples: the hashes are computed once, where the bytes are made."""
     scripts = []
     for name, text in renderer.server(server).items():
         data = to_windows_text(text)
@@ -61,14 +62,15 @@ def _server_files(renderer: Renderer, server: ServerPlan, signer: Signer | None)
             data = signer.sign(data)
         scripts.append((name, data))
     # The server's own manifest, which its scripts check before they act.
-    manifest = {
+    hashed = [(name, data, _sha256(data)) for name, data in scripts]
+    manifest = _json_bytes({
         "server": server.fqdn,
         "topology_sha256": renderer.meta.digest,
         "sfbgen": renderer.meta.version,
-        "files": [{"path": name, "sha256": _sha256(data), "size": len(data)} for name, data in sorted(scripts)],
-    }
+        "files": [{"path": name, "sha256": sha, "size": len(data)} for name, data, sha in sorted(hashed)],
+    })
     prefix = server.fqdn + "/"
-    return [(prefix + name, data) for name, data in scripts] + [(prefix + "manifest.json", _json_bytes(manifest))]
+    return [(prefix + name, data, sha) for name, data, sha in hashed] + [(prefix + "manifest.json", manifest, _sha256(manifest))]
 
 
 # Below this many servers a second process costs more than it saves.
@@ -78,15 +80,15 @@ _WINDOW = 6
 _forked_work: tuple | None = None  # what forked workers render: set just before the fork
 
 
-def _render_chunk(bounds: tuple[int, int]) -> list[tuple[str, bytes]]:
+def _render_chunk(bounds: tuple[int, int]) -> list[tuple[str, bytes, str]]:
     renderer, servers, signer = _forked_work
-    out: list[tuple[str, bytes]] = []
+    out: list[tuple[str, bytes, str]] = []
     for server in servers[bounds[0]:bounds[1]]:
         out.extend(_server_files(renderer, server, signer))
     return out
 
 
-def _all_server_files(renderer: Renderer, servers: list[ServerPlan], signer: Signer | None) -> Iterator[tuple[str, bytes]]:
+def _all_server_files(renderer: Renderer, servers: list[ServerPlan], signer: Signer | None) -> Iterator[tuple[str, bytes, str]]:
     """Every server's files, in server order. Large topologies render and sign in two forked worker
     processes (Jinja and asn1crypto hold the GIL) while this process hashes and writes."""
     import multiprocessing
@@ -120,12 +122,12 @@ def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None) -> Iter
     renderer = Renderer(plan, meta)
     entries: list[dict] = []
 
-    def emit(path: str, data: bytes):
-        entries.append({"path": path, "sha256": _sha256(data), "size": len(data)})
+    def emit(path: str, data: bytes, sha: str | None = None):
+        entries.append({"path": path, "sha256": sha or _sha256(data), "size": len(data)})
         return path, data
 
-    for path, data in _all_server_files(renderer, plan.servers, signer):
-        yield emit(path, data)
+    for path, data, sha in _all_server_files(renderer, plan.servers, signer):
+        yield emit(path, data, sha)
     signing = _signing_summary(signer)
     yield emit("RUNBOOK.md", renderer.runbook(signing).encode("utf-8"))
     yield emit("plan.json", renderer.plan_json().encode("utf-8"))
