@@ -220,10 +220,10 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
                   "the script exits 3 and lists the .req files it wrote in the bundle's requests folder",
                   "read the transcript; run it again")
             g.add(f"{s}:3-ca", s, "Certificate authority: issue the requested certificates", None, [f"{s}:3-request"],
-                  "every .req file has an answer (.cer or .p7b) with the same base name in the bundle's responses folder",
+                  "every .req file has an answer from the CA (.cer or .p7b)",
                   "ask the CA administrator; a rejected request needs a new one (delete the .req file and run step 3 again)",
                   kind="manual")
-            done3[s] = g.add(f"{s}:3", s, "Import and assign the issued certificates", path(plan, "certificates"), [f"{s}:3-ca"],
+            done3[s] = g.add(f"{s}:3", s, "Import and assign the issued certificates (run step 3 again with -CertificateResponse <answer files>)", path(plan, "certificates"), [f"{s}:3-ca"],
                              "the script ends with SUCCESS after checking every name, the key and the chain",
                              "the script names what is wrong with the certificate; have it reissued and run again")
         else:
