@@ -421,11 +421,21 @@ def _timestamp_time(signer_info, signature: bytes, certs: list[x509.Certificate]
         oid = attr["type"].dotted
         if oid == OID_RFC3161_TIMESTAMP:
             token = cms.ContentInfo.load(attr["values"][0].dump())
-            info = token["content"]["encap_content_info"]["content"].parsed
+            signed_token = token["content"]
+            info_der = bytes(signed_token["encap_content_info"]["content"])
+            info = tsp.TSTInfo.load(info_der)
             imprint = info["message_imprint"]
             algorithm = imprint["hash_algorithm"]["algorithm"].native
             if hashlib.new(algorithm, signature).digest() != imprint["hashed_message"].native:
                 return None, ["the RFC 3161 timestamp is for another signature"]
+            # The token itself must be signed by the timestamp authority's certificate it carries.
+            token_signer = signed_token["signer_infos"][0]
+            tsa = _find_signer(_load_certificates(signed_token), token_signer["sid"])
+            token_hash = token_signer["digest_algorithm"]["algorithm"].native
+            digests = [a["values"][0].native for a in token_signer["signed_attrs"] if a["type"].native == "message_digest"]
+            if (tsa is None or digests != [hashlib.new(token_hash, info_der).digest()]
+                    or not _verify_raw(tsa, token_signer["signature"].native, _reencode_set(token_signer["signed_attrs"]), token_hash)):
+                return None, ["the RFC 3161 timestamp token does not verify"]
             return info["gen_time"].native, []
         if oid == OID_COUNTERSIGNATURE:
             counter = cms.SignerInfo.load(attr["values"][0].dump())

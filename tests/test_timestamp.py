@@ -1,0 +1,139 @@
+"""RFC 3161 timestamps: signing against a timestamp server on loopback, and signatures outliving the certificate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from asn1crypto import algos, cms, core, tsp
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from sfbgen.authenticode import SigningKey, verify_script
+
+SCRIPT = "\ufeffWrite-Host 'stamped'\r\n".encode("utf-8")
+GEN_TIME = dt.datetime(2026, 6, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+
+
+def _certificate(name: str, key, usage, not_before, not_after, issuer=None, issuer_key=None):
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    builder = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(issuer or subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=usage == ExtendedKeyUsageOID.TIME_STAMPING)
+    )
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+class _TimestampServer:
+    """A minimal RFC 3161 timestamp authority, for tests only."""
+
+    def __init__(self):
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+        self.cert = _certificate("sfbgen test TSA", self.key, ExtendedKeyUsageOID.TIME_STAMPING, start, start + dt.timedelta(days=3650))
+        self.requests = 0
+        authority = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                authority.requests += 1
+                answer = authority.respond(tsp.TimeStampReq.load(body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/timestamp-reply")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.http = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_port}/"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def respond(self, request) -> bytes:
+        info = tsp.TSTInfo({
+            "version": "v1", "policy": "1.2.3.4", "message_imprint": request["message_imprint"],
+            "serial_number": self.requests, "gen_time": GEN_TIME, "nonce": request["nonce"],
+        })
+        info_der = info.dump()
+        cert = asn1_x509.Certificate.load(self.cert.public_bytes(serialization.Encoding.DER))
+        attrs = cms.CMSAttributes([
+            cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
+            cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(info_der).digest()]}),
+        ])
+        signature = self.key.sign(attrs.dump(), padding.PKCS1v15(), hashes.SHA256())
+        signed = cms.SignedData({
+            "version": "v3",
+            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
+            "encap_content_info": {"content_type": "tst_info", "content": core.ParsableOctetString(info_der)},
+            "certificates": [cert],
+            "signer_infos": [{
+                "version": "v1",
+                "sid": cms.SignerIdentifier({"issuer_and_serial_number": {"issuer": cert.issuer, "serial_number": cert.serial_number}}),
+                "digest_algorithm": {"algorithm": "sha256"},
+                "signed_attrs": attrs,
+                "signature_algorithm": {"algorithm": "rsassa_pkcs1v15"},
+                "signature": signature,
+            }],
+        })
+        token = cms.ContentInfo({"content_type": "signed_data", "content": signed})
+        return tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump()
+
+    def close(self):
+        self.http.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tsa():
+    server = _TimestampServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def short_lived_key():
+    """A code-signing certificate valid for the first half of 2026 only."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = _certificate("sfbgen short-lived signer", key, ExtendedKeyUsageOID.CODE_SIGNING,
+                        dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2026, 7, 1, tzinfo=dt.timezone.utc))
+    return key, cert
+
+
+def test_timestamped_signature_outlives_the_certificate(tsa, short_lived_key):
+    key, cert = short_lived_key
+    stamped = SigningKey(cert, key, timestamp_url=tsa.url).sign(SCRIPT)
+    plain = SigningKey(cert, key).sign(SCRIPT)
+    assert tsa.requests >= 1
+    later = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)  # after the certificate expired
+    verdict = verify_script(stamped, [cert], now=later)
+    assert verdict.ok, verdict.problems
+    assert verdict.timestamp == GEN_TIME
+    expired = verify_script(plain, [cert], now=later)
+    assert not expired.ok and "not valid at" in expired.problems[0]
+
+
+def test_timestamp_for_another_signature_is_refused(tsa, short_lived_key):
+    key, cert = short_lived_key
+    stamped = SigningKey(cert, key, timestamp_url=tsa.url).sign(SCRIPT)
+    other = SigningKey(cert, key).sign(SCRIPT.replace(b"stamped", b"changed"))
+    # Graft the timestamped signature block onto another script: the hash check must fail.
+    body = other[: other.index(b"# SIG # Begin")]
+    grafted = body + stamped[stamped.index(b"# SIG # Begin"):]
+    assert not verify_script(grafted, [cert], now=GEN_TIME).ok
+
+
+def test_unreachable_timestamp_server_is_a_clear_error(short_lived_key):
+    from sfbgen.authenticode import AuthenticodeError
+
+    key, cert = short_lived_key
+    with pytest.raises(AuthenticodeError, match="did not answer"):
+        SigningKey(cert, key, timestamp_url="http://127.0.0.1:9/").sign(SCRIPT)
