@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -88,15 +88,19 @@ def _render_chunk(bounds: tuple[int, int]) -> list[tuple[str, bytes, str]]:
     return out
 
 
-def _all_server_files(renderer: Renderer, servers: list[ServerPlan], signer: Signer | None) -> Iterator[tuple[str, bytes, str]]:
+def _all_server_files(
+    renderer: Renderer, servers: list[ServerPlan], signer: Signer | None, meanwhile: Callable[[], None]
+) -> Iterator[tuple[str, bytes, str]]:
     """Every server's files, in server order. Large topologies render and sign in two forked worker
-    processes (Jinja and asn1crypto hold the GIL) while this process hashes and writes."""
+    processes (Jinja and the RSA operations hold a core each) while this process runs `meanwhile`,
+    then writes what they send back."""
     import multiprocessing
     import os
 
     global _forked_work
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if len(servers) < PARALLEL_MIN_SERVERS or cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        meanwhile()
         for server in servers:
             yield from _server_files(renderer, server, signer)
         return
@@ -106,11 +110,11 @@ def _all_server_files(renderer: Renderer, servers: list[ServerPlan], signer: Sig
         with multiprocessing.get_context("fork").Pool(2) as pool:
             # A bounded window of chunks in flight: workers never run far ahead of the writing, so memory
             # stays flat however large the topology.
-            pending = deque()
-            for chunk in chunks:
+            pending = deque(pool.apply_async(_render_chunk, (chunk,)) for chunk in chunks[:_WINDOW])
+            meanwhile()
+            for chunk in chunks[_WINDOW:]:
+                yield from pending.popleft().get()
                 pending.append(pool.apply_async(_render_chunk, (chunk,)))
-                if len(pending) >= _WINDOW:
-                    yield from pending.popleft().get()
             while pending:
                 yield from pending.popleft().get()
     finally:
@@ -126,11 +130,17 @@ def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None) -> Iter
         entries.append({"path": path, "sha256": sha or _sha256(data), "size": len(data)})
         return path, data
 
-    for path, data, sha in _all_server_files(renderer, plan.servers, signer):
-        yield emit(path, data, sha)
     signing = _signing_summary(signer)
-    yield emit("RUNBOOK.md", renderer.runbook(signing).encode("utf-8"))
-    yield emit("plan.json", renderer.plan_json().encode("utf-8"))
+    documents: dict[str, bytes] = {}
+
+    def render_documents() -> None:
+        documents["RUNBOOK.md"] = renderer.runbook(signing).encode("utf-8")
+        documents["plan.json"] = renderer.plan_json().encode("utf-8")
+
+    for path, data, sha in _all_server_files(renderer, plan.servers, signer, render_documents):
+        yield emit(path, data, sha)
+    for name in ("RUNBOOK.md", "plan.json"):
+        yield emit(name, documents[name])
     entries.sort(key=lambda entry: entry["path"])
     yield "MANIFEST.json", _json_bytes(
         {
