@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -106,9 +105,6 @@ def _all_server_files(
             yield from _server_files(renderer, server, signer)
         return
     _forked_work = (renderer, servers, signer)
-    # Objects made so far move out of the collector's sight: a worker's collections then do not touch
-    # (and copy) every page it shares with this process.
-    gc.freeze()
     chunks = [(i, min(i + _CHUNK, len(servers))) for i in range(0, len(servers), _CHUNK)]
     try:
         with multiprocessing.get_context("fork").Pool(2) as pool:
@@ -123,7 +119,6 @@ def _all_server_files(
                 yield from pending.popleft().get()
     finally:
         _forked_work = None
-        gc.unfreeze()
 
 
 def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None) -> Iterator[tuple[str, bytes]]:
