@@ -153,16 +153,14 @@ def certs(
         document = [{"server": fqdn, **request.to_plan()} for fqdn, request in rows]
         typer.echo(json.dumps(document, indent=2))
         return
+    table = [("SERVER", "USAGES", "SUBJECT", "KEY", "AUTHORITY", "SUBJECT ALTERNATIVE NAMES")]
     for fqdn, r in rows:
-        how = "copied from " + r.requested_on if server_imports(plan, fqdn, r) else r.authority
-        typer.echo(f"{fqdn}  {','.join(r.usages)}")
-        typer.echo(f"    subject  {r.subject}")
-        typer.echo(f"    SANs     {', '.join(r.sans) or '(none)'}")
-        typer.echo(f"    key      {r.key_size} bits{', exportable' if r.exportable_key else ''}; {how}")
-
-
-def server_imports(plan, fqdn, request) -> bool:
-    return plan.server(fqdn).imports_shared(request)
+        how = f"copied from {r.requested_on}" if plan.server(fqdn).imports_shared(r) else r.authority
+        key = f"{r.key_size}{' exportable' if r.exportable_key else ''}"
+        table.append((fqdn, ",".join(r.usages), r.subject, key, how, ", ".join(r.sans) or "(none)"))
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
 
 
 @app.command()

@@ -95,3 +95,13 @@ def test_compile_refuses_unsigned_silently(tmp_path):
     run = sfbgen_cli("compile", str(SAMPLES / "standard-edition.sfb"), "--out", str(tmp_path / "out"))
     assert run.returncode == 0, run.stderr
     assert "NOT SIGNED" in run.stderr
+
+
+def test_certs_command_table():
+    run = sfbgen_cli("certs", str(SAMPLES / "contoso.sfb"))
+    assert run.returncode == 0
+    lines = run.stdout.splitlines()
+    assert lines[0].split()[:3] == ["SERVER", "USAGES", "SUBJECT"]
+    edge = [line for line in lines if line.startswith("edge02.contoso.com") and "AccessEdgeExternal" in line]
+    assert len(edge) == 1 and "copied from edge01.contoso.com" in edge[0]
+    assert len(lines) == 1 + 11  # one row per certificate of the sample
