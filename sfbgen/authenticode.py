@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 BEGIN = "# SIG # Begin signature block"
 END = "# SIG # End signature block"
-SIGNATURE_MARKER = BEGIN
 
 OID_SPC_INDIRECT_DATA = "1.3.6.1.4.1.311.2.1.4"
 OID_SPC_SIPINFO = "1.3.6.1.4.1.311.2.1.30"

@@ -22,6 +22,7 @@ KEY_SIZES = (1024, 2048, 4096)
 # X.520 upper bounds for the subject fields a certificate request carries.
 SUBJECT_FIELD_MAX = 64
 TEXT_MAX = 255
+# The line that starts an Authenticode signature block (sfbgen.authenticode.BEGIN); refused in any value.
 SIGNATURE_MARKER = "# SIG # Begin signature block"
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")

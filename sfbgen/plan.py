@@ -272,34 +272,30 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
     for plan in plans:
         members_of.setdefault(id(plan.pool), []).append(plan)
     pools_by_fqdn = {p.fqdn.value.lower(): p for p in topology.pools()}
-    started: dict[str, str] = {}  # pool fqdn -> the step after which the pool is started
+
+    def start_steps(pool: m.Pool) -> list[str]:
+        """The steps after which `pool` runs (named by rule, so a pool later in the file can be named)."""
+        if pool.kind == "enterprise":
+            return [f"{pool.fqdn.value}:start-pool"]
+        return [f"{p.fqdn}:4" for p in members_of[id(pool)]]
+
     for pool in topology.pools():
         members = members_of[id(pool)]
         if pool.kind == "enterprise":
             starter = members[0]
-            started[pool.fqdn.value.lower()] = g.add(
-                f"{pool.fqdn.value}:start-pool", starter.fqdn, f"Start the pool {pool.fqdn.value} (Start-CsPool)", path(starter, "start-pool"),
-                [done3[p.fqdn] for p in members],
-                "the script ends with SUCCESS: every service on every member Running, Get-CsPoolFabricState healthy",
-                "run Get-CsPoolFabricState -PoolFqdn for details; at least 85% of the members must be up for the first start",
-            )
-        else:
-            ids = [g.add(f"{p.fqdn}:4", p.fqdn, "Start services (Start-CsWindowsService)", path(p, "start-services"), [done3[p.fqdn]],
-                         "the script ends with SUCCESS: every Skype for Business service Running",
-                         "read the event log 'Lync Server'; fix the cause; run it again") for p in members]
-            started[pool.fqdn.value.lower()] = ids[0] if len(ids) == 1 else ids[-1]
-            if pool.kind in m.FRONT_END_KINDS:
-                continue
-            hop = getattr(pool, "next_hop", None)
-            hop_started = started.get(hop.value.lower()) if hop else None
-            if hop_started is None and hop is not None:
-                # The next hop pool comes later in the file: find its start step by name.
-                hop_pool = pools_by_fqdn.get(hop.value.lower())
-                if hop_pool is not None:
-                    hop_members = members_of[id(hop_pool)]
-                    hop_started = f"{hop_pool.fqdn.value}:start-pool" if hop_pool.kind == "enterprise" else f"{hop_members[-1].fqdn}:4"
-            for step_id in ids:
-                g.depend(step_id, hop_started)
+            g.add(f"{pool.fqdn.value}:start-pool", starter.fqdn, f"Start the pool {pool.fqdn.value} (Start-CsPool)", path(starter, "start-pool"),
+                  [done3[p.fqdn] for p in members],
+                  "the script ends with SUCCESS: every service on every member Running, Get-CsPoolFabricState healthy",
+                  "run Get-CsPoolFabricState -PoolFqdn for details; at least 85% of the members must be up for the first start")
+            continue
+        # An Edge or Mediation pool starts after the pool it uses as next hop is running.
+        hop = getattr(pool, "next_hop", None)
+        hop_pool = pools_by_fqdn.get(hop.value.lower()) if hop is not None else None
+        hop_steps = start_steps(hop_pool) if hop_pool is not None else []
+        for p in members:
+            g.add(f"{p.fqdn}:4", p.fqdn, "Start services (Start-CsWindowsService)", path(p, "start-services"), [done3[p.fqdn], *hop_steps],
+                  "the script ends with SUCCESS: every Skype for Business service Running",
+                  "read the event log 'Lync Server'; fix the cause; run it again")
 
     return DeploymentPlan(topology, plans, g.ordered(), oauth, edge_host if edges else None)
 

@@ -160,3 +160,10 @@ def test_generated_hostile_strings(field, parts):
     value = "".join(parts).replace('"', "").replace("\n", "").replace("\r", "")
     if value.strip():
         assert_inert_or_rejected(field, value)
+
+
+def test_signature_marker_is_the_one_signing_refuses():
+    from sfbgen.authenticode import BEGIN
+    from sfbgen.checks import SIGNATURE_MARKER
+
+    assert SIGNATURE_MARKER == BEGIN
