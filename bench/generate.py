@@ -54,7 +54,7 @@ def generate(servers: int, seed: int = 2015) -> str:
                 lines.append(f"        standard_edition {tag}se.scale.example {{")
                 lines.append(f"            web_services external {tag}se-ext.scale.example")
             else:
-                hop = front_end or f"s1p0.scale.example"
+                hop = front_end or "s1p0.scale.example"
                 lines.append(f"        {kind}_pool {tag}.scale.example {{")
                 lines.append(f"            next_hop {hop}")
                 if kind == "edge":

@@ -409,7 +409,7 @@ def check_web_services(topology: m.Topology, report: Reporter) -> None:
             continue
         internal, external = pool.web_internal, pool.web_external
         if external is None:
-            report("SFB262", pool.fqdn.span, f"the {m.POOL_WORD[pool.kind]} {pool.fqdn.value} has no external web services FQDN", f"add: web_services external <fqdn> inside its block")
+            report("SFB262", pool.fqdn.span, f"the {m.POOL_WORD[pool.kind]} {pool.fqdn.value} has no external web services FQDN", "add: web_services external <fqdn> inside its block")
         if pool.kind == "standard" and internal and internal.value.lower() != pool.fqdn.value.lower():
             report("SFB263", internal.span, "a Standard Edition server's internal web services FQDN is always its own FQDN", "remove 'internal ...' from web_services")
             internal = None

@@ -234,7 +234,6 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
     # The OAuth certificate is assigned globally from one Front End before other servers reach step 3.
     oauth_server = next((p for p in plans if p.oauth), None)
     if oauth_server:
-        first_step3 = f"{oauth_server.fqdn}:3-request" if oauth_server.offline else f"{oauth_server.fqdn}:3"
         for plan in plans:
             if plan is oauth_server or plan.is_edge:
                 continue  # Edge servers do not use the OAuthTokenIssuer certificate
