@@ -41,15 +41,19 @@ def check_bytes(raw: bytes, name: str = "<input>") -> CheckResult:
     return _check_source(source)
 
 
-def check_file(path: str | Path) -> CheckResult:
-    """Read, parse, build and check a topology file; every problem comes back as a diagnostic."""
+def check_file(path: str | Path, certificates: bool = True) -> CheckResult:
+    """Read, parse, build and check a topology file; every problem comes back as a diagnostic.
+
+    `certificates=False` leaves out the certificate warnings, for a caller that plans the deployment
+    anyway and takes them from the plan (the compiler).
+    """
     source, diagnostics = read_source(path)
     if source is None:
         return CheckResult(None, None, diagnostics)
-    return _check_source(source)
+    return _check_source(source, certificates)
 
 
-def _check_source(source: Source) -> CheckResult:
+def _check_source(source: Source, certificates: bool = True) -> CheckResult:
     from .checks import run_checks
     from .parser import parse
     from .transform import build_model
@@ -60,7 +64,7 @@ def _check_source(source: Source) -> CheckResult:
     topology, structural = build_model(tree, source.name)
     semantic = run_checks(topology, source.name)
     diagnostics = structural + semantic
-    if not has_errors(diagnostics):
+    if certificates and not has_errors(diagnostics):
         # What the certificates the topology implies would run into (only a sound topology has them).
         from .certificates import CertificatePlanner, certificate_warnings
 

@@ -168,12 +168,18 @@ def compile_file(
     """
     from .bundle import BundleWriter
 
-    result = check_file(path)
+    from .certificates import certificate_warnings
+    from .diagnostics import sort_diagnostics
+
+    result = check_file(path, certificates=False)
     if not result.ok:
         sources = {result.source.name: result.source.text} if result.source else {}
         raise DiagnosticsError(result.diagnostics, sources)
     assert result.topology is not None and result.source is not None
     plan = build_plan(result.topology)
+    # The certificate warnings `check` gives, taken from the plan rather than computed a second time.
+    requests = [r for server in plan.servers for r in server.certificates] + ([plan.oauth] if plan.oauth else [])
+    diagnostics = sort_diagnostics(result.diagnostics + certificate_warnings(requests, result.source.name))
     meta = Meta.of(result.topology, result.source.name, result.source.digest)
     out = Path(out)
     files: dict[str, bytes] = {}
@@ -192,4 +198,4 @@ def compile_file(
             count += 1
             if keep_files:
                 files[name] = data
-    return CompileResult(out, plan, result.diagnostics, files, signer is not None, count)
+    return CompileResult(out, plan, diagnostics, files, signer is not None, count)

@@ -105,3 +105,13 @@ def test_certs_command_table():
     edge = [line for line in lines if line.startswith("edge02.contoso.com") and "AccessEdgeExternal" in line]
     assert len(edge) == 1 and "copied from edge01.contoso.com" in edge[0]
     assert len(lines) == 1 + 11  # one row per certificate of the sample
+
+
+def test_compile_reports_the_same_warnings_as_check(tmp_path):
+    from sfbgen import check_file
+    from sfbgen.compiler import compile_file
+
+    sample = SAMPLES / "invalid" / "warnings-only.sfb"
+    checked = [(d.code, d.span) for d in check_file(sample).diagnostics]
+    compiled = [(d.code, d.span) for d in compile_file(sample, tmp_path / "out", write=False).diagnostics]
+    assert checked == compiled and "SFB305" in {code for code, _ in compiled}
