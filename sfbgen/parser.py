@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 from functools import cache
 
@@ -10,7 +11,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from .diagnostics import Diagnostic, Span, diagnostic
-from .resources import resource_dir
+from .resources import cache_dir, resource_dir
 
 # Words a user knows, for the terminals Lark reports as expected.
 _TERMINAL_WORDS = {
@@ -71,8 +72,10 @@ _EXAMPLES: dict[tuple[str, str], list[str]] = {
 @cache
 def _parser() -> Lark:
     grammar = (resource_dir("grammar") / "sfb.lark").read_text(encoding="utf-8")
-    # cache=True stores the built LALR tables in the temp folder; a warm start is then mostly I/O.
-    return Lark(grammar, parser="lalr", propagate_positions=True, cache=True, maybe_placeholders=False)
+    # The built LALR tables are cached (keyed by the grammar's hash): a warm start is then mostly I/O.
+    folder = cache_dir()
+    cache = str(folder / f"grammar-{hashlib.sha256(grammar.encode()).hexdigest()[:16]}.lark") if folder else False
+    return Lark(grammar, parser="lalr", propagate_positions=True, cache=cache, maybe_placeholders=False)
 
 
 def parse(text: str, file: str) -> tuple[Tree | None, list[Diagnostic]]:

@@ -19,7 +19,7 @@ from .plan import (
     ServerPlan,
 )
 from .powershell import Raw, cmdlet, comment, quote, var
-from .resources import resource_dir
+from .resources import cache_dir, resource_dir
 
 BOM = "\ufeff"
 
@@ -67,18 +67,11 @@ def _mermaid_label(value: object) -> str:
 
 
 def _bytecode_cache():
-    """Compiled templates kept between runs (as lark keeps its parse tables): a warm start skips compiling."""
-    import os
-    import tempfile
-
+    """Compiled templates kept between runs (as the parser keeps its tables): a warm start skips compiling."""
     from jinja2 import FileSystemBytecodeCache
 
-    folder = os.path.join(tempfile.gettempdir(), f"sfbgen-{__version__}-{os.getuid() if hasattr(os, 'getuid') else 'user'}")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return FileSystemBytecodeCache(folder)
+    folder = cache_dir()
+    return FileSystemBytecodeCache(str(folder)) if folder else None
 
 
 @cache

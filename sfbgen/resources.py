@@ -21,6 +21,28 @@ def resource_dir(name: str) -> Path:
     raise FileNotFoundError(f"sfbgen is installed without its {name!r} folder")
 
 
+@cache
+def cache_dir() -> Path | None:
+    """A private folder for caches (parser tables, compiled templates), or None when there is none.
+
+    In the user's own cache folder, never the shared temp folder: the caches hold code (pickled parser
+    tables, template bytecode), and a file another user planted there would run as ours.
+    """
+    import os
+
+    from . import __version__
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(base) / "sfbgen" / __version__
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():
+            return None
+    except OSError:
+        return None
+    return folder
+
+
 def data_file(name: str) -> Path:
     """A data file shipped inside the package itself (sfbgen/data)."""
     return _PACKAGE / "data" / name
