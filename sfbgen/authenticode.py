@@ -405,7 +405,10 @@ def _chain_problems(leaf: x509.Certificate, pool: list[x509.Certificate], anchor
         if issuer is None:
             if current.issuer == current.subject:
                 # A self-signed certificate that is not an anchor.
-                return [f"the chain ends at {current.subject.rfc4514_string()}, which is not a trusted root (give it with --trust)"]
+                name = current.subject.rfc4514_string()
+                if any(a.subject == current.subject for a in anchors):
+                    return [f"the chain ends at {name}, but the trusted certificate of that name is another one (another key)"]
+                return [f"the chain ends at {name}, which is not a trusted root (give it with --trust)"]
             return [f"no issuer of {current.subject.rfc4514_string()} among the trusted roots and the signature's certificates"]
         current = issuer
     return ["the certificate chain is too long"]
