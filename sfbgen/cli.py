@@ -138,14 +138,15 @@ def certs(
     from .api import check_file
     from .plan import build_plan
 
-    result = check_file(file)
+    # The plan computes the certificates; check need not compute them a first time for its warnings.
+    result = check_file(file, certificates=False)
     if not result.ok:
         _emit_diagnostics(result.diagnostics, result.source, Format.text)
         raise typer.Exit(_exit_code(result.diagnostics))
     plan = build_plan(result.topology)
     rows = []
     for server in plan.servers:
-        for request in ([server.oauth] if server.oauth else []) + server.certificates:
+        for request in server.requests:
             rows.append((server.fqdn, request))
     if format is Format.json:
         import json

@@ -178,7 +178,7 @@ def compile_file(
     assert result.topology is not None and result.source is not None
     plan = build_plan(result.topology)
     # The certificate warnings `check` gives, taken from the plan rather than computed a second time.
-    requests = [r for server in plan.servers for r in server.certificates] + ([plan.oauth] if plan.oauth else [])
+    requests = [r for server in plan.servers for r in server.requests]
     diagnostics = sort_diagnostics(result.diagnostics + certificate_warnings(requests, result.source.name))
     meta = Meta.of(result.topology, result.source.name, result.source.digest)
     out = Path(out)

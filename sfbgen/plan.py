@@ -61,9 +61,13 @@ class ServerPlan:
         return self.pool.kind == "edge"
 
     @property
+    def requests(self) -> list[CertificateRequest]:
+        """Every certificate this server obtains or assigns: the deployment's OAuth one first, if it is here."""
+        return ([self.oauth] if self.oauth else []) + self.certificates
+
+    @property
     def offline(self) -> bool:
-        requests = self.certificates + ([self.oauth] if self.oauth else [])
-        return any(r.authority == "offline" and not self.imports_shared(r) for r in requests)
+        return any(r.authority == "offline" and not self.imports_shared(r) for r in self.requests)
 
     def imports_shared(self, request: CertificateRequest) -> bool:
         """True when this server copies `request` from the pool's first member instead of requesting it."""

@@ -103,9 +103,8 @@ def render_template(name: str, **context) -> str:
 
 
 def _certificate_jobs(server: ServerPlan) -> list[dict]:
-    requests = ([server.oauth] if server.oauth else []) + server.certificates
     jobs = []
-    for request in requests:
+    for request in server.requests:
         if server.imports_shared(request):
             mode = "import-shared"
         else:
@@ -162,7 +161,7 @@ class Renderer:
         node_ids = {step.id: f"s{i}" for i, step in enumerate(plan.steps, 1)}
         certificates, seen = [], set()
         for server in plan.servers:
-            for request in ([server.oauth] if server.oauth else []) + server.certificates:
+            for request in server.requests:
                 if request.id not in seen:
                     seen.add(request.id)
                     certificates.append(request)
@@ -182,7 +181,6 @@ def plan_document(plan: DeploymentPlan, meta: Meta) -> dict:
     """plan.json: the same plan as the runbook, for machines."""
     servers = []
     for server in plan.servers:
-        certificates = ([server.oauth] if server.oauth else []) + server.certificates
         servers.append(
             {
                 "fqdn": server.fqdn,
@@ -190,7 +188,7 @@ def plan_document(plan: DeploymentPlan, meta: Meta) -> dict:
                 "role": server.role,
                 "site": server.site,
                 "scripts": [f"{server.fqdn}/{s.filename}" for s in server.scripts],
-                "certificates": [c.to_plan() for c in certificates],
+                "certificates": [c.to_plan() for c in server.requests],
             }
         )
     return {
