@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from . import model as m
-from .diagnostics import Diagnostic, Span, diagnostic
+from .diagnostics import UNSAFE_CHARACTERS, Diagnostic, Span, diagnostic, visible
 
 Check = Callable[[m.Topology, "Reporter"], None]
 
@@ -26,9 +26,6 @@ TEXT_MAX = 255
 SIGNATURE_MARKER = "# SIG # Begin signature block"
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-# Characters a value must never hold: C0/C1 controls, DEL, line and paragraph separators, and the
-# bidirectional controls that can make a reviewer read a different text than PowerShell runs.
-_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class Reporter:
@@ -70,7 +67,7 @@ def _a(word: str) -> str:
 
 def _display(value: str) -> str:
     """A value shown inside a message, control characters made visible and length bounded."""
-    shown = "".join(c if not _FORBIDDEN.match(c) else f"\\u{ord(c):04x}" for c in value)
+    shown = visible(value)
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
@@ -101,7 +98,7 @@ def _all_names(topology: m.Topology) -> Iterator[tuple[str, m.Name]]:
 def check_text(topology: m.Topology, report: Reporter) -> None:
     for label, name in _all_names(topology):
         value = name.value
-        bad = _FORBIDDEN.search(value)
+        bad = UNSAFE_CHARACTERS.search(value)
         if bad:
             char = bad.group()
             column = name.span.column + bad.start()

@@ -9,9 +9,30 @@ CLI prints them.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Iterable, NamedTuple
+
+
+# Characters no topology value may hold, and that are never shown raw: C0/C1 controls, DEL, line and
+# paragraph separators, and the bidirectional controls that make a reader see another text than the
+# one a program runs. The checks refuse them (SFB290), the PowerShell layer will not write them, and
+# messages and source lines show them as code points.
+UNSAFE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str, keep_tabs: bool = False) -> str:
+    """`text` with every unsafe character written as its code point (\\u001b).
+
+    `keep_tabs` leaves tabs alone: a source line indented with tabs is shown as the user wrote it.
+    """
+
+    def code_point(match: re.Match) -> str:
+        char = match.group()
+        return char if keep_tabs and char == "\t" else f"\\u{ord(char):04x}"
+
+    return UNSAFE_CHARACTERS.sub(code_point, text)
 
 
 class Severity(str, Enum):
@@ -184,38 +205,29 @@ class UsageError(SfbgenError):
 _RED, _YELLOW, _BOLD, _CYAN, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[1m", "\x1b[36m", "\x1b[0m"
 
 
-def _printable(line: str) -> str:
-    """A source line as it may be shown on a terminal: control characters made visible.
-
-    A topology may contain escape sequences meant to rewrite the reviewer's screen; they are shown as
-    their code point instead of being sent to the terminal.
-    """
-    return "".join(ch if ch == "\t" or (ch >= " " and ch != "\x7f") else f"\\x{ord(ch):02x}" for ch in line)
-
-
 def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str], color: bool = False) -> str:
     """Render diagnostics as `file:line:col: severity CODE: message`, the source line and a caret."""
     out: list[str] = []
     lines_by_file = {name: text.splitlines() for name, text in sources.items()}
     for d in diagnostics:
         sev = d.severity.value
-        head = f"{d.file}:{d.span.line}:{d.span.column}: {sev} {d.code}: {_printable(d.message)}"
+        head = f"{d.file}:{d.span.line}:{d.span.column}: {sev} {d.code}: {visible(d.message)}"
         if color:
             tint = _RED if d.is_error else _YELLOW
             head = (
                 f"{_BOLD}{d.file}:{d.span.line}:{d.span.column}:{_RESET} {tint}{_BOLD}{sev}{_RESET} "
-                f"{_BOLD}{d.code}{_RESET}: {_printable(d.message)}"
+                f"{_BOLD}{d.code}{_RESET}: {visible(d.message)}"
             )
         out.append(head)
         lines = lines_by_file.get(d.file, [])
         if 1 <= d.span.line <= len(lines):
             raw = lines[d.span.line - 1]
-            shown = _printable(raw[:400])
-            prefix = _printable(raw[: d.span.column - 1])
+            shown = visible(raw[:400], keep_tabs=True)
+            prefix = visible(raw[: d.span.column - 1], keep_tabs=True)
             if d.span.end_line == d.span.line:
-                width = max(1, len(_printable(raw[d.span.column - 1 : d.span.end_column - 1])))
+                width = max(1, len(visible(raw[d.span.column - 1 : d.span.end_column - 1], keep_tabs=True)))
             else:
-                width = max(1, len(_printable(raw[d.span.column - 1 :])))
+                width = max(1, len(visible(raw[d.span.column - 1 :], keep_tabs=True)))
             gutter = f"{d.span.line:>5} | "
             caret = " " * len(prefix) + "^" + "~" * (width - 1)
             if len(prefix) < 400:

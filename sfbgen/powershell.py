@@ -13,15 +13,13 @@ import json
 import re
 from functools import cache
 
+from .diagnostics import UNSAFE_CHARACTERS
 from .resources import data_file
 
 # PowerShell treats these four Unicode characters as single quotes too: each must be doubled inside
 # a single-quoted string, or a topology value could end the string and become code.
 _SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
 _QUOTE_RE = re.compile(f"([{_SINGLE_QUOTES}])")
-# Nothing we quote may contain these: line breaks would let a value start a new statement in a
-# comment, and control characters have no business in a deployment script.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 # Parameters every cmdlet accepts (PowerShell's common parameters).
 COMMON_PARAMETERS = frozenset(
@@ -38,8 +36,10 @@ class CmdletSignatureError(ValueError):
     """A cmdlet call that fits none of the cmdlet's documented parameter sets: a bug in sfbgen."""
 
 
+# Nothing we quote may hold an unsafe character (diagnostics.UNSAFE_CHARACTERS): a line break would let a
+# value start a new statement after a comment, and control characters have no business in a script.
 def _refuse_unsafe(value: str) -> str:
-    match = _UNSAFE.search(value)
+    match = UNSAFE_CHARACTERS.search(value)
     if match:
         raise UnsafeValue(f"control character U+{ord(match.group()):04X} in a value written to a script")
     return value
@@ -53,7 +53,7 @@ def quote(value: object) -> str:
 
 def comment(value: object) -> str:
     """`value` made safe to stand inside a `#` line comment (no line break can end the comment)."""
-    return _UNSAFE.sub("?", str(value))
+    return UNSAFE_CHARACTERS.sub("?", str(value))
 
 
 class Raw(str):

@@ -62,5 +62,8 @@ def test_colour_only_when_asked():
 
 def test_terminal_escapes_in_source_are_neutralised():
     diag = Diagnostic("SFB290", Severity.ERROR, "bad \x1b[2J text. Fix.", Span(1, 1, 1, 2), "t.sfb")
-    text = render_text([diag], {"t.sfb": "media \"\x1b[2J\"\n"})
-    assert "\x1b" not in text
+    text = render_text([diag], {"t.sfb": "media \"\x1b[2J\u202eevil\"\n"})
+    assert "\x1b" not in text and "\u202e" not in text  # neither terminal escapes nor bidi overrides
+    assert "\\u001b[2J\\u202eevil" in text
+    tabbed = render_text([diag], {"t.sfb": "\tmedia x\n"})
+    assert "\tmedia x" in tabbed  # tab indentation is shown as written
