@@ -182,7 +182,7 @@ def _syntax_diagnostic(parser: Lark, exc: UnexpectedInput, text: str, file: str)
             "SFB101",
             span,
             f"unexpected {_quote_for_message(shown)}; expected {expected}",
-            _fix_for(parser, exc, text, expected),
+            _fix_for(exc, text),
             file,
         )
 
@@ -213,14 +213,14 @@ def _syntax_diagnostic(parser: Lark, exc: UnexpectedInput, text: str, file: str)
     span = _token_span(token)
     expected = _describe_expected(parser, expected_names)
     problem = f"unexpected {_quote_for_message(str(token))}; expected {expected}"
-    label = _match_example(parser, exc)
+    label = _match_example(exc)
     if label:
         return diagnostic("SFB101", span, f"{problem}: {label[0]}", label[1], file)
-    fix = _fix_for(parser, exc, text, expected)
+    fix = _fix_for(exc, text)
     return diagnostic("SFB101", span, problem, fix, file)
 
 
-def _fix_for(parser: Lark, exc: UnexpectedInput, text: str, expected: str) -> str:
+def _fix_for(exc: UnexpectedInput, text: str) -> str:
     """The fix: correct the text, and say which block we are in when closing it is one way on."""
     allowed = set(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
     if "RBRACE" in allowed:
@@ -257,7 +257,7 @@ def _example_states() -> list[tuple[int, str, tuple[str, str]]]:
     return out
 
 
-def _match_example(parser: Lark, exc: UnexpectedInput) -> tuple[str, str] | None:
+def _match_example(exc: UnexpectedInput) -> tuple[str, str] | None:
     # Like lark's match_examples, but by the LALR state alone: the stack depth differs with how many
     # statements came before the mistake, and that must not matter.
     if not isinstance(exc, UnexpectedToken):
