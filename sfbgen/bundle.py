@@ -88,20 +88,24 @@ class BundleWriter:
         check_destination(self.out, inputs)
         self.marker = marker
         self.tmp = self.out.parent / f"{_TMP_PREFIX}{self.out.name}-{os.getpid()}"
-        self._made: set[Path] = set()
+        self._root = ""
+        self._made: set[str] = set()
         self._committed = False
 
     def __enter__(self) -> "BundleWriter":
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir()
-        self._made = {self.tmp}
+        self._root = os.fspath(self.tmp)
+        self._made = {self._root}
         return self
 
     def add(self, relative: str, data: bytes) -> None:
-        target = self.tmp / relative
-        if target.parent not in self._made:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._made.add(target.parent)
+        # Plain strings rather than Path objects: `add` runs once per file, thousands of times.
+        target = os.path.join(self._root, relative)
+        folder = os.path.dirname(target)
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
         # O_EXCL: the temporary folder is ours alone, so every name is new; a clash is a bug, not a race.
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
         try:

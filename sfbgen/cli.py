@@ -6,6 +6,7 @@ Exit codes: 0 success (warnings allowed), 1 errors in the input or a failed veri
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from enum import Enum
@@ -242,13 +243,22 @@ def _emit_text_or_json(diagnostics, sources, fmt: Format) -> None:
 
 def main() -> None:
     """Entry point: run the app; turn anything unexpected into one line and exit 70, never a traceback."""
+    # A run builds one large graph of long-lived objects (parse tree, model, plan) that makes next to
+    # no reference cycles, and frees it at exit. With CPython's default thresholds the cyclic collector
+    # walks that growing graph hundreds of times: a third of a 5,000-server compile, for nothing (peak
+    # memory is the same without it). Collect rarely rather than never, so that no input can make
+    # garbage pile up without bound. The library leaves its caller's settings alone.
+    gc.set_threshold(100_000, 50, 100)
     try:
         app()
-    except SystemExit:
-        raise
+        code = 0
+    except SystemExit as exc:
+        code = _exit_status(exc.code)
     except KeyboardInterrupt:
         sys.stderr.write("sfbgen: interrupted\n")
-        sys.exit(130)
+        code = 130
+    except BrokenPipeError:
+        code = 120  # the reader of our output went away (`| head`): nothing left to say, and no one to say it to
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if os.environ.get("SFBGEN_DEBUG"):
             raise
@@ -256,4 +266,33 @@ def main() -> None:
             f"sfbgen: internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in sfbgen. Set SFBGEN_DEBUG=1 for details, and please report it.\n"
         )
-        sys.exit(70)
+        code = 70
+    _exit_now(code)
+
+
+def _exit_status(code: object) -> int:
+    """What the process exits with for SystemExit(code), as Python itself would (a message: print it, 1)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    sys.stderr.write(f"{code}\n")
+    return 1
+
+
+def _exit_now(code: int) -> None:
+    """Flush our output and end the process without tearing the interpreter down.
+
+    By now every file sfbgen wrote is closed (bundles are committed or removed) and any worker process
+    has been joined. What a normal exit would still do is free, one by one, every object of the run:
+    a fifth of a second after compiling 1,000 servers, for a process that is ending anyway. mypy ends
+    the same way, for the same reason (mypy.util.hard_exit).
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        # The reader went away (`sfbgen check --format json | head`): what was written is lost, say so
+        # by the exit code, as Python does when it cannot flush at exit.
+        code = code or 120
+    os._exit(code)

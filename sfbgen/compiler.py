@@ -79,21 +79,39 @@ _CHUNK = 16
 _WINDOW = 6
 _forked_work: tuple | None = None  # what forked workers render: set just before the fork
 
+# A file of the bundle as the compiler passes it on: path, bytes (None once `store` has them), SHA-256, size.
+Made = tuple[str, "bytes | None", str, int]
+Store = Callable[[str, bytes], None]
 
-def _render_chunk(bounds: tuple[int, int]) -> list[tuple[str, bytes, str]]:
-    renderer, servers, signer = _forked_work
-    out: list[tuple[str, bytes, str]] = []
+
+def _made_files(renderer: Renderer, server: ServerPlan, signer: Signer | None, store: Store | None) -> list[Made]:
+    """One server's files, handed to `store` where they are made when there is one: then only their
+    names and hashes travel on (from a worker, that spares the pipe to the writing process the bytes)."""
+    made = []
+    for path, data, sha in _server_files(renderer, server, signer):
+        if store is not None:
+            store(path, data)
+            made.append((path, None, sha, len(data)))
+        else:
+            made.append((path, data, sha, len(data)))
+    return made
+
+
+def _render_chunk(bounds: tuple[int, int]) -> list[Made]:
+    renderer, servers, signer, store = _forked_work
+    out: list[Made] = []
     for server in servers[bounds[0]:bounds[1]]:
-        out.extend(_server_files(renderer, server, signer))
+        out.extend(_made_files(renderer, server, signer, store))
     return out
 
 
 def _all_server_files(
-    renderer: Renderer, servers: list[ServerPlan], signer: Signer | None, meanwhile: Callable[[], None]
-) -> Iterator[tuple[str, bytes, str]]:
-    """Every server's files, in server order. Large topologies render and sign in two forked worker
-    processes (Jinja and the RSA operations hold a core each) while this process runs `meanwhile`,
-    then writes what they send back."""
+    renderer: Renderer, servers: list[ServerPlan], signer: Signer | None, store: Store | None,
+    meanwhile: Callable[[], None],
+) -> Iterator[Made]:
+    """Every server's files, in server order. Large topologies render, sign and store in two forked
+    worker processes (Jinja and the RSA operations hold a core each) while this process runs
+    `meanwhile`, then passes on what they send back."""
     import multiprocessing
     import os
 
@@ -102,17 +120,19 @@ def _all_server_files(
     if len(servers) < PARALLEL_MIN_SERVERS or cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
         meanwhile()
         for server in servers:
-            yield from _server_files(renderer, server, signer)
+            yield from _made_files(renderer, server, signer, store)
         return
-    _forked_work = (renderer, servers, signer)
+    _forked_work = (renderer, servers, signer, store)
     chunks = [(i, min(i + _CHUNK, len(servers))) for i in range(0, len(servers), _CHUNK)]
     try:
         with multiprocessing.get_context("fork").Pool(2) as pool:
-            # A bounded window of chunks in flight: workers never run far ahead of the writing, so memory
-            # stays flat however large the topology.
-            pending = deque(pool.apply_async(_render_chunk, (chunk,)) for chunk in chunks[:_WINDOW])
+            # Workers that store their files send back only names and hashes: all chunks can be in flight.
+            # Otherwise a bounded window: workers never run far ahead of the writing, so memory stays
+            # flat however large the topology.
+            window = len(chunks) if store is not None else _WINDOW
+            pending = deque(pool.apply_async(_render_chunk, (chunk,)) for chunk in chunks[:window])
             meanwhile()
-            for chunk in chunks[_WINDOW:]:
+            for chunk in chunks[window:]:
                 yield from pending.popleft().get()
                 pending.append(pool.apply_async(_render_chunk, (chunk,)))
             while pending:
@@ -121,15 +141,11 @@ def _all_server_files(
         _forked_work = None
 
 
-def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None) -> Iterator[tuple[str, bytes]]:
-    """Every file of the bundle, in a fixed order, produced one server at a time; MANIFEST.json last."""
+def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Store | None) -> Iterator[tuple[str, bytes | None]]:
+    """The bundle's files in a fixed order, one server at a time, MANIFEST.json last. Server files that
+    `store` took where they were made come through as (path, None)."""
     renderer = Renderer(plan, meta)
     entries: list[dict] = []
-
-    def emit(path: str, data: bytes, sha: str | None = None):
-        entries.append({"path": path, "sha256": sha or _sha256(data), "size": len(data)})
-        return path, data
-
     signing = _signing_summary(signer)
     documents: dict[str, bytes] = {}
 
@@ -137,10 +153,12 @@ def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None) -> Iter
         documents["RUNBOOK.md"] = renderer.runbook(signing).encode("utf-8")
         documents["plan.json"] = renderer.plan_json().encode("utf-8")
 
-    for path, data, sha in _all_server_files(renderer, plan.servers, signer, render_documents):
-        yield emit(path, data, sha)
+    for path, data, sha, size in _all_server_files(renderer, plan.servers, signer, store, render_documents):
+        entries.append({"path": path, "sha256": sha, "size": size})
+        yield path, data
     for name in ("RUNBOOK.md", "plan.json"):
-        yield emit(name, documents[name])
+        entries.append({"path": name, "sha256": _sha256(documents[name]), "size": len(documents[name])})
+        yield name, documents[name]
     entries.sort(key=lambda entry: entry["path"])
     yield "MANIFEST.json", _json_bytes(
         {
@@ -151,6 +169,23 @@ def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None) -> Iter
             "files": entries,
         }
     )
+
+
+def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None) -> Iterator[tuple[str, bytes]]:
+    """Every file of the bundle, with its bytes, in a fixed order; MANIFEST.json last."""
+    return _bundle(plan, meta, signer, None)  # type: ignore[return-value]  # no store: every file has its bytes
+
+
+def store_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Store) -> int:
+    """Hand every file of the bundle to `store` and return how many there were. Server files are
+    stored where they are made — in the worker processes, for a large topology — so their bytes never
+    cross a pipe; `store` must therefore work from a forked process (writing a file does)."""
+    count = 0
+    for path, data in _bundle(plan, meta, signer, store):
+        if data is not None:
+            store(path, data)
+        count += 1
+    return count
 
 
 def compile_file(
@@ -187,11 +222,13 @@ def compile_file(
     if write:
         marker = {"generator": "sfbgen", "sfbgen": __version__, "topology_sha256": meta.digest}
         with BundleWriter(out, [Path(path)], marker) as writer:
-            for name, data in iter_bundle(plan, meta, signer):
-                writer.add(name, data)
-                count += 1
-                if keep_files:
+            if keep_files:
+                for name, data in iter_bundle(plan, meta, signer):
+                    writer.add(name, data)
                     files[name] = data
+                    count += 1
+            else:
+                count = store_bundle(plan, meta, signer, writer.add)
             writer.commit()
     else:
         for name, data in iter_bundle(plan, meta, signer):

@@ -135,20 +135,32 @@ def _server_plans(topology: m.Topology) -> tuple[list[ServerPlan], CertificateRe
     return plans, oauth
 
 
+def _script(kind: str, title: str, step: int) -> Script:
+    return Script(kind, STEP_FILES[kind], title, step)
+
+
+# Scripts are values: every server shares these few.
+_LOCAL_STORE = _script("local-store", "Install Local Configuration Store", 1)
+_COMPONENTS = _script("components", "Set up Skype for Business Server components", 2)
+_CERTIFICATES = _script("certificates", "Request, install and assign certificates", 3)
+_START_POOL = _script("start-pool", "Start the Enterprise Edition pool", 4)
+_START_SERVICES = _script("start-services", "Start services", 4)
+_EXPORT_EDGE_CONFIG = _script("export-edge-config", "Export the configuration for Edge servers", 0)
+_VERIFY_BUNDLE = _script("verify-bundle", "Check this bundle against its manifest", 0)
+
+
 def _assign_scripts(plans: list[ServerPlan], has_edge: bool, edge_host: ServerPlan | None) -> None:
     for plan in plans:
-        plan.scripts.append(Script("local-store", STEP_FILES["local-store"], "Install Local Configuration Store", 1))
-        plan.scripts.append(Script("components", STEP_FILES["components"], "Set up Skype for Business Server components", 2))
-        plan.scripts.append(Script("certificates", STEP_FILES["certificates"], "Request, install and assign certificates", 3))
+        plan.scripts += (_LOCAL_STORE, _COMPONENTS, _CERTIFICATES)
         if plan.pool.kind == "enterprise":
             if plan.starts_pool:
-                plan.scripts.append(Script("start-pool", STEP_FILES["start-pool"], "Start the Enterprise Edition pool", 4))
+                plan.scripts.append(_START_POOL)
         else:
-            plan.scripts.append(Script("start-services", STEP_FILES["start-services"], "Start services", 4))
+            plan.scripts.append(_START_SERVICES)
         if plan is edge_host and has_edge:
             plan.exports_edge_config = True
-            plan.scripts.append(Script("export-edge-config", STEP_FILES["export-edge-config"], "Export the configuration for Edge servers", 0))
-        plan.scripts.append(Script("verify-bundle", STEP_FILES["verify-bundle"], "Check this bundle against its manifest", 0))
+            plan.scripts.append(_EXPORT_EDGE_CONFIG)
+        plan.scripts.append(_VERIFY_BUNDLE)
 
 
 class _StepGraph:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 
 from .diagnostics import UNSAFE_CHARACTERS
 from .resources import data_file
@@ -47,8 +47,13 @@ def _refuse_unsafe(value: str) -> str:
 
 def quote(value: object) -> str:
     """`value` as a PowerShell single-quoted string literal: inert, whatever it contains."""
-    text = _refuse_unsafe(str(value))
-    return "'" + _QUOTE_RE.sub(r"\1\1", text) + "'"
+    return _quote_text(str(value))
+
+
+# The same few hundred values (FQDNs, paths) are quoted in every script of a topology: remember them.
+@lru_cache(maxsize=4096)
+def _quote_text(text: str) -> str:
+    return "'" + _QUOTE_RE.sub(r"\1\1", _refuse_unsafe(text)) + "'"
 
 
 def comment(value: object) -> str:

@@ -223,5 +223,7 @@ def json_lines(document: dict) -> str:
 
 def to_windows_text(text: str, bom: bool = True) -> bytes:
     """UTF-8 with BOM and CRLF line ends: what Windows PowerShell 5.1 reads correctly and Authenticode hashes."""
-    text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+    if "\r" in text:  # rare: only text that already has CR line ends pays for a second pass
+        text = text.replace("\r\n", "\n")
+    text = text.replace("\n", "\r\n")
     return ((BOM if bom else "") + text).encode("utf-8")

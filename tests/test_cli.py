@@ -115,3 +115,29 @@ def test_compile_reports_the_same_warnings_as_check(tmp_path):
     checked = [(d.code, d.span) for d in check_file(sample).diagnostics]
     compiled = [(d.code, d.span) for d in compile_file(sample, tmp_path / "out", write=False).diagnostics]
     assert checked == compiled and "SFB305" in {code for code, _ in compiled}
+
+
+def test_output_larger_than_a_pipe_arrives_whole(tmp_path):
+    # The CLI ends without tearing the interpreter down (os._exit): it must flush what it wrote first.
+    servers = "\n".join("        server dup.contoso.com" for _ in range(400))
+    text = (SAMPLES / "contoso.sfb").read_text().replace("        server med01.contoso.com", servers)
+    path = tmp_path / "many.sfb"
+    path.write_text(text)
+    run = sfbgen_cli("check", "--format", "json", str(path))
+    assert run.returncode == 1
+    assert len(run.stdout) > 65536  # more than a pipe holds, so the writes block until the reader reads
+    diagnostics = json.loads(run.stdout)
+    assert sum(d["code"] == "SFB201" for d in diagnostics) >= 399  # every duplicate, to the last byte
+
+
+def test_a_reader_that_goes_away_is_an_error_not_a_traceback(tmp_path):
+    servers = "\n".join("        server dup.contoso.com" for _ in range(400))
+    path = tmp_path / "many.sfb"
+    path.write_text((SAMPLES / "contoso.sfb").read_text().replace("        server med01.contoso.com", servers))
+    process = subprocess.Popen([sys.executable, "-m", "sfbgen", "check", "--format", "json", str(path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.read(10)
+    process.stdout.close()  # like `| head -c 10`
+    stderr = process.stderr.read().decode()
+    assert process.wait() != 0
+    assert "Traceback" not in stderr
