@@ -111,7 +111,9 @@ def _all_server_files(
 ) -> Iterator[Made]:
     """Every server's files, in server order. Large topologies render, sign and store in two forked
     worker processes (Jinja and the RSA operations hold a core each) while this process runs
-    `meanwhile`, then passes on what they send back."""
+    `meanwhile`, then passes on what they send back. Should this process be killed, a worker finishes
+    at most the chunk in hand (sending its result back fails, and it exits), and the next run removes
+    the temporary folder it was writing into (bundle.recover)."""
     import multiprocessing
     import os
 
