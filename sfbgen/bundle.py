@@ -83,6 +83,9 @@ class BundleWriter:
 
     def __init__(self, out: Path, inputs: list[Path], marker: dict):
         self.out = Path(out)
+        nearest = next(p for p in (self.out.parent, *self.out.parent.parents) if p.exists())
+        if not nearest.is_dir():
+            raise UsageError(f"{nearest} is a file, so {out} cannot be a folder; choose another --out")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         recover(self.out)
         check_destination(self.out, inputs)

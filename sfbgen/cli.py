@@ -1,7 +1,9 @@
 """The command line: translate arguments, call one library function, print, and map errors to exit codes.
 
 Exit codes: 0 success (warnings allowed), 1 errors in the input or a failed verification,
-2 usage (bad arguments, an unreadable file, an output folder sfbgen may not touch), 70 internal error.
+2 usage (bad arguments, an unreadable file, an output folder sfbgen may not touch), 70 internal error,
+74 the system refused to write (a full disk, a folder we may not write to, a closed output stream),
+120 the reader of our output went away.
 """
 
 from __future__ import annotations
@@ -118,6 +120,10 @@ def compile_(
     except SfbgenError as exc:
         typer.echo(f"sfbgen: error: {exc}", err=True)
         raise typer.Exit(exc.exit_code)
+    except OSError as exc:
+        # Writing the bundle failed (a full disk, a read-only folder): what was there before is as it was.
+        typer.echo(f"sfbgen: error: could not write the bundle: {exc}. {out} is unchanged.", err=True)
+        raise typer.Exit(74)
     _emit_text_or_json(result.diagnostics, {}, format)
     scripts = sum(len(s.scripts) for s in result.plan.servers)
     signed = "signed" if result.signed else "unsigned"
@@ -255,19 +261,32 @@ def main() -> None:
     except SystemExit as exc:
         code = _exit_status(exc.code)
     except KeyboardInterrupt:
-        sys.stderr.write("sfbgen: interrupted\n")
+        _say("sfbgen: interrupted\n")
         code = 130
     except BrokenPipeError:
         code = 120  # the reader of our output went away (`| head`): nothing left to say, and no one to say it to
+    except OSError as exc:
+        # The system refused us something (ENOSPC, EACCES, EROFS, a closed stream): not a bug, so say
+        # what was refused, and where.
+        _say(f"sfbgen: error: {exc}\n")
+        code = 74
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if os.environ.get("SFBGEN_DEBUG"):
             raise
-        sys.stderr.write(
+        _say(
             f"sfbgen: internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in sfbgen. Set SFBGEN_DEBUG=1 for details, and please report it.\n"
         )
         code = 70
     _exit_now(code)
+
+
+def _say(text: str) -> None:
+    """A last word on stderr, when there is still a stderr to say it on."""
+    try:
+        sys.stderr.write(text)
+    except (AttributeError, OSError):  # None (started with 2>&-), or a descriptor closed under us
+        pass
 
 
 def _exit_status(code: object) -> int:
@@ -276,7 +295,7 @@ def _exit_status(code: object) -> int:
         return 0
     if isinstance(code, int):
         return code
-    sys.stderr.write(f"{code}\n")
+    _say(f"{code}\n")
     return 1
 
 
@@ -289,8 +308,9 @@ def _exit_now(code: int) -> None:
     the same way, for the same reason (mypy.util.hard_exit).
     """
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: the stream was closed before we started (`2>&-`)
+                stream.flush()
     except (BrokenPipeError, OSError):
         # The reader went away (`sfbgen check --format json | head`): what was written is lost, say so
         # by the exit code, as Python does when it cannot flush at exit.

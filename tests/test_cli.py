@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,20 @@ def test_a_reader_that_goes_away_is_an_error_not_a_traceback(tmp_path):
     stderr = process.stderr.read().decode()
     assert process.wait() != 0
     assert "Traceback" not in stderr
+
+
+def test_an_output_folder_inside_a_file_is_a_usage_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    run = sfbgen_cli("compile", str(SAMPLES / "contoso.sfb"), "--out", str(blocker / "sub" / "out"))
+    assert run.returncode == 2
+    assert f"{blocker} is a file" in run.stderr
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no one may create a folder")
+def test_a_folder_the_system_will_not_let_us_write_is_not_called_a_bug():
+    run = sfbgen_cli("compile", str(SAMPLES / "contoso.sfb"), "--out", "/proc/sfbgen-test-out")
+    assert run.returncode == 74
+    assert run.stderr.startswith("sfbgen: error: could not write the bundle: ")
+    assert "bug" not in run.stderr and "Traceback" not in run.stderr
