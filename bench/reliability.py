@@ -58,7 +58,7 @@ def kill_trials(work: Path, kills: int, seed: int = 7) -> dict:
     for attempt in range(kills):
         source = a if attempt % 2 else b
         process = subprocess.Popen(CLI + ["compile", str(source), "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.02, duration * 1.1))
+        time.sleep(rng.uniform(0.02, duration * 1.5))  # a third of them after the swap: both bundles appear
         process.send_signal(signal.SIGKILL)
         process.wait()
         state = bundle_state(out)
