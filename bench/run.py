@@ -180,7 +180,7 @@ def bench_size(servers: int, runs: int, work: Path, keys) -> dict:
         commands[f"compile_signed_{bits}"] = (
             SFBGEN + ["compile", str(topology), "--out", str(out), "--sign-cert", str(cert), "--sign-key", str(key)], fresh)
     row.update(measure_interleaved(commands, runs))
-    for bits, (cert, key) in keys.items():
+    for bits, (_, key) in keys.items():
         row[f"rsa_floor_{bits}_s"] = rsa_floor(key, len(scripts))
     fresh()
     subprocess.run(SFBGEN + ["compile", str(topology), "--out", str(out)], check=True, capture_output=True)
