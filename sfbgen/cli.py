@@ -304,7 +304,7 @@ def _exit_now(code: int) -> None:
 
     By now every file sfbgen wrote is closed (bundles are committed or removed) and any worker process
     has been joined. What a normal exit would still do is free, one by one, every object of the run:
-    a fifth of a second after compiling 1,000 servers, for a process that is ending anyway. mypy ends
+    about a tenth of a second after compiling 1,000 servers, for a process that is ending anyway. mypy ends
     the same way, for the same reason (mypy.util.hard_exit).
     """
     try:
