@@ -63,17 +63,26 @@ def _exit_code(diagnostics) -> int:
 
 @app.command()
 def check(
-    file: Path = typer.Argument(..., help="The topology file (.sfb).", show_default=False),
+    files: list[Path] = typer.Argument(..., metavar="FILE", help="The topology files (.sfb), one or more.", show_default=False),
     format: Format = typer.Option(Format.text, "--format", help="text for people, json for CI and editors."),
 ) -> None:
-    """Check a topology: report every error and warning, or nothing when it is sound."""
+    """Check topologies: report every error and warning, or nothing when they are sound."""
     from .api import check_file
 
-    result = check_file(file)
-    _emit_diagnostics(result.diagnostics, result.source, format)
-    code = _exit_code(result.diagnostics)
-    if code == 0 and format is Format.text:
-        typer.echo(f"{file}: ok", err=True)
+    diagnostics, sources = [], {}
+    for file in files:
+        result = check_file(file)
+        diagnostics += result.diagnostics
+        if result.source is not None:
+            sources[result.source.name] = result.source.text
+    # One report for all files (one JSON list, one summary line), in the order the files were given.
+    _emit_text_or_json(diagnostics, sources, format)
+    code = _exit_code(diagnostics)
+    if format is Format.text:
+        failed = {d.file for d in diagnostics if d.is_error}
+        for file in files:
+            if str(file) not in failed:
+                typer.echo(f"{file}: ok", err=True)
     raise typer.Exit(code)
 
 

@@ -159,3 +159,22 @@ def test_a_folder_the_system_will_not_let_us_write_is_not_called_a_bug():
     assert run.returncode == 74
     assert run.stderr.startswith("sfbgen: error: could not write the bundle: ")
     assert "bug" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_check_takes_several_files_and_reports_them_together(tmp_path):
+    broken = SAMPLES / "invalid" / "unclosed-pool.sfb"
+    warned = SAMPLES / "invalid" / "warnings-only.sfb"
+    run = sfbgen_cli("check", str(SAMPLES / "contoso.sfb"), str(broken), str(warned))
+    assert run.returncode == 1  # the worst of the three
+    assert f"{broken}:11:39: error SFB103" in run.stderr
+    assert f"{warned}:11:18: warning SFB302" in run.stderr
+    assert run.stderr.count("1 error, 3 warnings") == 1  # one summary for the whole run
+    oks = [line for line in run.stderr.splitlines() if line.endswith(": ok")]
+    assert oks == [f"{SAMPLES / 'contoso.sfb'}: ok", f"{warned}: ok"]
+
+    as_json = json.loads(sfbgen_cli("check", "--format", "json", str(broken), str(warned)).stdout)
+    assert [d["file"] for d in as_json] == [str(broken)] + [str(warned)] * 3
+
+    assert sfbgen_cli("check", str(SAMPLES / "contoso.sfb"), str(tmp_path / "missing.sfb")).returncode == 2
+    clean = sfbgen_cli("check", *(str(p) for p in sorted(SAMPLES.glob("*.sfb"))))
+    assert clean.returncode == 0 and clean.stderr.count(": ok") == len(list(SAMPLES.glob("*.sfb")))
