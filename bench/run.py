@@ -39,10 +39,10 @@ SFBGEN = [PYTHON, "-m", "sfbgen"]
 PEER_SAMPLE = 200  # osslsigncode runs per measurement; the per-file time is scaled to the whole bundle
 
 
-def run_once(cmd: list[str], env=None) -> tuple[float, int]:
+def run_once(cmd: list[str]) -> tuple[float, int]:
     """Wall time and peak resident memory (KB) of one whole process."""
     started = time.perf_counter()
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -50,21 +50,6 @@ def run_once(cmd: list[str], env=None) -> tuple[float, int]:
         raise SystemExit(f"failed ({process.returncode}): {' '.join(cmd)}\n{process.stderr.read().decode()}")
     process.stderr.close()
     return elapsed, usage.ru_maxrss
-
-
-def _summary(times: list[float], peaks: list[int]) -> dict:
-    return {"median_s": statistics.median(times), "min_s": min(times), "peak_mb": max(peaks) / 1024}
-
-
-def measure(cmd: list[str], runs: int, before=None, env=None) -> dict:
-    times, peaks = [], []
-    for _ in range(runs):
-        if before:
-            before()
-        elapsed, peak = run_once(cmd, env)
-        times.append(elapsed)
-        peaks.append(peak)
-    return _summary(times, peaks)
 
 
 def measure_interleaved(commands: dict[str, tuple[list[str], object]], runs: int) -> dict[str, dict]:
@@ -79,7 +64,8 @@ def measure_interleaved(commands: dict[str, tuple[list[str], object]], runs: int
             elapsed, peak = run_once(cmd)
             times[name].append(elapsed)
             peaks[name].append(peak)
-    return {name: _summary(times[name], peaks[name]) for name in commands}
+    return {name: {"median_s": statistics.median(times[name]), "min_s": min(times[name]), "peak_mb": max(peaks[name]) / 1024}
+            for name in commands}
 
 
 def write_floor_script(sizes_file: Path, out: Path) -> list[str]:

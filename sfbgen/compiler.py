@@ -91,9 +91,7 @@ def _made_files(renderer: Renderer, server: ServerPlan, signer: Signer | None, s
     for path, data, sha in _server_files(renderer, server, signer):
         if store is not None:
             store(path, data)
-            made.append((path, None, sha, len(data)))
-        else:
-            made.append((path, data, sha, len(data)))
+        made.append((path, None if store is not None else data, sha, len(data)))
     return made
 
 

@@ -118,13 +118,17 @@ def test_compile_reports_the_same_warnings_as_check(tmp_path):
     assert checked == compiled and "SFB305" in {code for code, _ in compiled}
 
 
+def _four_hundred_duplicates(tmp_path):
+    """A topology whose JSON report is larger than a pipe holds (about 400 SFB201 diagnostics)."""
+    servers = "\n".join("        server dup.contoso.com" for _ in range(400))
+    path = tmp_path / "many.sfb"
+    path.write_text((SAMPLES / "contoso.sfb").read_text().replace("        server med01.contoso.com", servers))
+    return path
+
+
 def test_output_larger_than_a_pipe_arrives_whole(tmp_path):
     # The CLI ends without tearing the interpreter down (os._exit): it must flush what it wrote first.
-    servers = "\n".join("        server dup.contoso.com" for _ in range(400))
-    text = (SAMPLES / "contoso.sfb").read_text().replace("        server med01.contoso.com", servers)
-    path = tmp_path / "many.sfb"
-    path.write_text(text)
-    run = sfbgen_cli("check", "--format", "json", str(path))
+    run = sfbgen_cli("check", "--format", "json", str(_four_hundred_duplicates(tmp_path)))
     assert run.returncode == 1
     assert len(run.stdout) > 65536  # more than a pipe holds, so the writes block until the reader reads
     diagnostics = json.loads(run.stdout)
@@ -132,9 +136,7 @@ def test_output_larger_than_a_pipe_arrives_whole(tmp_path):
 
 
 def test_a_reader_that_goes_away_is_an_error_not_a_traceback(tmp_path):
-    servers = "\n".join("        server dup.contoso.com" for _ in range(400))
-    path = tmp_path / "many.sfb"
-    path.write_text((SAMPLES / "contoso.sfb").read_text().replace("        server med01.contoso.com", servers))
+    path = _four_hundred_duplicates(tmp_path)
     process = subprocess.Popen([sys.executable, "-m", "sfbgen", "check", "--format", "json", str(path)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     process.stdout.read(10)
