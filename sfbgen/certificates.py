@@ -9,7 +9,12 @@ Director", "... Stand-alone Mediation Server", and "Certificates for mobility"),
 - WebServicesInternal: internal web FQDN, server and pool FQDNs, every simple URL host
   (+ lyncdiscoverinternal.<domain> with mobility).
 - WebServicesExternal: external web FQDN, Meet and Dial-in hosts — the Admin URL is internal only
-  (+ lyncdiscover.<domain> with mobility).
+  (+ lyncdiscover.<domain> with mobility). Both web services FQDNs default to the pool FQDN, as in
+  Topology Builder.
+- A Mediation Server collocated on a Front End pool or Standard Edition server needs no certificate of
+  its own: the Front End's Default certificate already names the pool and the server, the names of
+  a stand-alone Mediation Server's certificate (environmental-requirements.md, "Certificates for
+  Stand-alone Mediation Server" gives pool FQDN and server FQDN).
 - Edge: Internal (subject = the server's FQDN) per server, and one external certificate for the pool
   (subject = Access Edge FQDN; SANs = Access Edge, Web Conferencing Edge, sip.<domain> per SIP domain;
   not the A/V Edge FQDN), exportable, requested once and copied to every member.
@@ -204,8 +209,8 @@ class CertificatePlanner:
         # Standard Edition: the internal web FQDN is the server's own; Enterprise and Director pools
         # may override it, and the web certificates' subject is the pool for Front Ends, the server
         # for a Director (tables in environmental-requirements.md).
-        web_internal = pool.web_internal.value if pool.web_internal else pool_fqdn
-        web_external = pool.web_external.value if pool.web_external else ""
+        web_internal = pool.web_internal_fqdn()
+        web_external = pool.web_external_fqdn()
         web_subject = fqdn if pool.kind == "director" else pool_fqdn
         sip_names = _sip(t, "sip") if policy.sip_names else []
         internal_discover = _sip(t, "lyncdiscoverinternal") if self.mobility else []

@@ -219,20 +219,21 @@ def _fqdns(topology: m.Topology) -> Iterator[tuple[str, m.Name, m.Pool]]:
 
 
 def _may_share(a: tuple[str, m.Name, m.Pool], b: tuple[str, m.Name, m.Pool]) -> bool:
-    """FQDNs that are allowed to be equal."""
+    """FQDNs that are allowed to be equal (each case is Topology Builder's, see the citations)."""
     (label_a, _, pool_a), (label_b, _, pool_b) = a, b
-    edge_labels = ("Access Edge FQDN", "Web Conferencing Edge FQDN", "A/V Edge FQDN")
-    if pool_a is pool_b and label_a in edge_labels and label_b in edge_labels:
+    if pool_a is not pool_b:
+        return False
+    labels = {label_a, label_b}
+    edge_labels = {"Access Edge FQDN", "Web Conferencing Edge FQDN", "A/V Edge FQDN"}
+    if labels <= edge_labels:
         return True  # one external FQDN for all three Edge services (single-IP Edge, distinct ports)
     web_labels = {"internal web services FQDN", "external web services FQDN"}
-    if pool_a is pool_b and {label_a, label_b} == web_labels:
-        return True  # reported as SFB260, with a fix of its own
-    pool_word = m.POOL_WORD[pool_a.kind]
-    if pool_a is pool_b and {label_a, label_b} & web_labels and {label_a, label_b} & {pool_word}:
-        return True  # a web services FQDN equal to its own pool's FQDN is reported as SFB261
-    if pool_a is pool_b and pool_a.kind == "standard":
-        # A Standard Edition server's internal web FQDN is its own FQDN.
-        return {label_a, label_b} == {"Standard Edition server", "internal web services FQDN"}
+    if labels <= web_labels | {m.POOL_WORD[pool_a.kind]}:
+        # Topology Builder's defaults: both web services FQDNs are the pool FQDN unless overridden
+        # (add-front-end-web-services.md; every real document in ../shared/topologies).
+        return True
+    if labels == {m.POOL_WORD[pool_a.kind], "server"}:
+        return True  # a pool named after a member: SFB207 / SFB208 say whether that is allowed
     return False
 
 
@@ -388,6 +389,7 @@ def check_pools(topology: m.Topology, report: Reporter) -> None:
             member = "front_end" if pool.kind == "enterprise" else "server"
             report("SFB224", pool.fqdn.span, f"the {what} {pool.fqdn.value} has no servers", f"add its members with '{member} <fqdn>'")
             continue
+        _check_pool_named_after_member(pool, report)
         if pool.kind != "enterprise":
             continue
         if count > limit:
@@ -400,22 +402,44 @@ def check_pools(topology: m.Topology, report: Reporter) -> None:
             report("SFB223", pool.fqdn.span, f"the pool {pool.fqdn.value} has one Front End server and no redundancy", "use three or more Front End servers, or a Standard Edition server")
 
 
+def _check_pool_named_after_member(pool: m.Pool, report: Reporter) -> None:
+    """A single computer pool takes its computer's FQDN (Topology Builder's "Single computer pool":
+    add-edge-server.md, add-mediation-server.md: "If you are deploying a single Mediation Server, the
+    FQDN you specify will be the FQDN of the single Mediation Server"); a pool of several has a pool
+    FQDN of its own, which DNS load balancing resolves to all its members."""
+    if pool.kind == "standard":
+        return  # a Standard Edition server is its own pool by definition
+    named = [s for s in pool.servers if s.fqdn.value.lower().rstrip(".") == pool.fqdn.value.lower().rstrip(".")]
+    if not named:
+        return
+    what = m.POOL_WORD[pool.kind]
+    if len(pool.servers) > 1:
+        report("SFB208", named[0].fqdn.span, f"the {what} {pool.fqdn.value} has {len(pool.servers)} members, and one of them has the pool's FQDN", "give the pool an FQDN of its own; only a single computer pool takes its computer's FQDN")
+    elif pool.kind == "enterprise":
+        report("SFB207", named[0].fqdn.span, f"the {what} {pool.fqdn.value} is named after its only Front End server", "give the pool an FQDN of its own if you will add members later, or make it a standard_edition")
+
+
 def check_web_services(topology: m.Topology, report: Reporter) -> None:
+    """Overrides of the internal web services FQDN, where Topology Builder forbids them.
+
+    Both FQDNs default to the pool FQDN, and may equal each other (add-front-end-web-services.md).
+    """
     for pool in topology.pools():
         if not isinstance(pool, m.WebPool):
             continue
-        internal, external = pool.web_internal, pool.web_external
-        if external is None:
-            report("SFB262", pool.fqdn.span, f"the {m.POOL_WORD[pool.kind]} {pool.fqdn.value} has no external web services FQDN", "add: web_services external <fqdn> inside its block")
-        if pool.kind == "standard" and internal and internal.value.lower() != pool.fqdn.value.lower():
+        internal = pool.web_internal
+        if internal is None or internal.value.lower() == pool.fqdn.value.lower():
+            continue  # no override: the internal web services FQDN is the pool FQDN
+        if pool.kind == "standard":
             report("SFB263", internal.span, "a Standard Edition server's internal web services FQDN is always its own FQDN", "remove 'internal ...' from web_services")
-            internal = None
-        if internal and external and internal.value.lower() == external.value.lower():
-            report("SFB260", external.span, f"the internal and external web services FQDNs are both {external.value}", "give external web services their own FQDN, resolvable from the internet")
-        if pool.kind in ("enterprise", "director"):
-            for side, value in (("internal", internal), ("external", external)):
-                if value and value.value.lower() == pool.fqdn.value.lower():
-                    report("SFB261", value.span, f"the {side} web services FQDN equals the pool FQDN {pool.fqdn.value}", "give web services their own FQDN (load balancers route them differently)")
+        elif pool.kind == "director" and len(pool.servers) == 1:
+            report("SFB264", internal.span, "a single Director's internal web services FQDN is always its pool FQDN", "remove 'internal ...' from web_services, or add Directors to the pool")
+
+
+def check_collocated_mediation(topology: m.Topology, report: Reporter) -> None:
+    for pool in topology.pools():
+        if isinstance(pool, m.WebPool) and pool.mediation is not None and not pool.collocated_mediation:
+            report("SFB209", pool.mediation.span, f"'{_display(pool.mediation.value)}' is not a mediation setting", "write 'mediation collocated', or remove the line")
 
 
 def check_next_hops(topology: m.Topology, report: Reporter) -> None:
@@ -486,6 +510,7 @@ CHECKS: tuple[Check, ...] = (
     check_simple_urls,
     check_pools,
     check_web_services,
+    check_collocated_mediation,
     check_next_hops,
     check_edges,
     check_certificate_policy,

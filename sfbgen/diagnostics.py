@@ -59,73 +59,98 @@ NO_SPAN = Span(1, 1, 1, 1)
 class Rule(NamedTuple):
     severity: Severity
     title: str
+    # Where the rule comes from. A topology refusal (SFB2xx, SFB3xx error) cites the Microsoft rule it
+    # enforces, so that sfbgen is never stricter than Topology Builder; "sfbgen:" marks a rule of the
+    # language or of the scripts sfbgen writes, not of the platform.
+    source: str = ""
 
 
 E, W = Severity.ERROR, Severity.WARNING
 
+# Microsoft documents cited below (MicrosoftDocs/OfficeDocs-SkypeForBusiness, Skype/SfbServer/...;
+# cmdlet pages in MicrosoftDocs/office-docs-powershell, skype/skype-ps/SkypeForBusiness/...).
+_TB = "help-topics/help-topobld/"
+_SIMPLE_URLS = "plan-your-deployment/network-requirements/simple-urls.md, 'Simple URL naming and validation rules' (enforced by Topology Builder)"
+_LANGUAGE = "sfbgen: the topology language"
+
 # The catalog of every code sfbgen reports. Codes are stable: a code is never reused for a different
-# problem, so CI filters and editor integrations can rely on them.
+# problem, so CI filters and editor integrations can rely on them (retired codes: RETIRED).
 #   SFB0xx  the input file itself          SFB1xx  syntax
 #   SFB2xx  topology semantics             SFB3xx  certificates
+#   SFB4xx  importing a Topology Builder or published topology document
 CATALOG: dict[str, Rule] = {
-    "SFB001": Rule(E, "file cannot be read"),
-    "SFB002": Rule(E, "file is not UTF-8 text"),
-    "SFB003": Rule(E, "file is binary"),
-    "SFB004": Rule(E, "file is too large"),
-    "SFB005": Rule(E, "file is empty"),
-    "SFB101": Rule(E, "unexpected text"),
-    "SFB103": Rule(E, "unexpected end of file"),
-    "SFB104": Rule(E, "unterminated string"),
-    "SFB105": Rule(E, "setting given twice"),
-    "SFB106": Rule(E, "setting not allowed here"),
-    "SFB107": Rule(E, "required setting missing"),
-    "SFB108": Rule(E, "unknown value"),
-    "SFB201": Rule(E, "duplicate FQDN"),
-    "SFB202": Rule(E, "malformed FQDN"),
-    "SFB203": Rule(E, "computer name too long"),
-    "SFB204": Rule(E, "no primary SIP domain"),
-    "SFB205": Rule(E, "more than one primary SIP domain"),
-    "SFB206": Rule(E, "duplicate SIP domain"),
-    "SFB210": Rule(E, "Meet URL missing for a SIP domain"),
-    "SFB211": Rule(E, "Dial-in URL missing"),
-    "SFB212": Rule(E, "simple URL is not https"),
-    "SFB213": Rule(E, "simple URL has a port"),
-    "SFB214": Rule(E, "simple URL host is a pool FQDN"),
-    "SFB215": Rule(E, "simple URL is a prefix of another"),
-    "SFB216": Rule(E, "malformed simple URL"),
-    "SFB217": Rule(E, "simple URL names an unknown SIP domain"),
-    "SFB218": Rule(E, "duplicate simple URL"),
-    "SFB219": Rule(E, "unknown simple URL kind"),
-    "SFB220": Rule(E, "Enterprise pool size out of range"),
-    "SFB221": Rule(E, "two-server Front End pool refused on Skype for Business Server 2019"),
-    "SFB222": Rule(W, "two-server Front End pool"),
-    "SFB223": Rule(W, "one-server Front End pool"),
-    "SFB224": Rule(E, "pool has no servers"),
-    "SFB225": Rule(E, "Standard Edition server with members"),
-    "SFB226": Rule(E, "no Front End or Standard Edition pool"),
-    "SFB230": Rule(E, "next hop unknown"),
-    "SFB231": Rule(E, "next hop is not a Front End pool"),
-    "SFB232": Rule(E, "next hop missing"),
-    "SFB240": Rule(E, "Edge pool FQDN missing"),
-    "SFB250": Rule(E, "product version unsupported"),
-    "SFB251": Rule(E, "install path not an absolute local path"),
-    "SFB252": Rule(E, "media path not absolute"),
-    "SFB253": Rule(E, "duplicate site name"),
-    "SFB260": Rule(E, "web services FQDNs equal"),
-    "SFB261": Rule(E, "web services FQDN equals the pool FQDN"),
-    "SFB262": Rule(E, "external web services FQDN missing"),
-    "SFB263": Rule(E, "web services not allowed for this role"),
-    "SFB290": Rule(E, "control character in text"),
-    "SFB291": Rule(E, "signature marker in text"),
-    "SFB292": Rule(E, "text too long"),
-    "SFB301": Rule(E, "key size not allowed"),
-    "SFB302": Rule(W, "1024-bit key"),
-    "SFB303": Rule(E, "online authority malformed"),
-    "SFB304": Rule(E, "country code malformed"),
-    "SFB305": Rule(W, "internal-only name on a public certificate"),
-    "SFB306": Rule(W, "wildcard subject name"),
-    "SFB307": Rule(W, "too many names for one certificate request"),
-    "SFB308": Rule(E, "certificate template malformed"),
+    "SFB001": Rule(E, "file cannot be read", "sfbgen: input"),
+    "SFB002": Rule(E, "file is not UTF-8 text", "sfbgen: input"),
+    "SFB003": Rule(E, "file is binary", "sfbgen: input"),
+    "SFB004": Rule(E, "file is too large", "sfbgen: input"),
+    "SFB005": Rule(E, "file is empty", "sfbgen: input"),
+    "SFB101": Rule(E, "unexpected text", _LANGUAGE),
+    "SFB103": Rule(E, "unexpected end of file", _LANGUAGE),
+    "SFB104": Rule(E, "unterminated string", _LANGUAGE),
+    "SFB105": Rule(E, "setting given twice", _LANGUAGE),
+    "SFB106": Rule(E, "setting not allowed here", _LANGUAGE),
+    "SFB107": Rule(E, "required setting missing", _LANGUAGE),
+    "SFB108": Rule(E, "unknown value", _LANGUAGE),
+    "SFB201": Rule(E, "duplicate FQDN", "Get-CsPool.md and Get-CsComputer.md: a pool's and a computer's Identity is its FQDN, so one FQDN names one of them"),
+    "SFB202": Rule(E, "malformed FQDN", "RFC 1035 section 2.3.1 and RFC 1123 section 2.1 (host names)"),
+    "SFB203": Rule(E, "computer name too long", "Microsoft, 'Naming conventions in Active Directory': NetBIOS computer names have at most 15 characters"),
+    "SFB204": Rule(E, "no primary SIP domain", "published topology: InternalDomains names one DefaultDomain (every document in ../shared/topologies)"),
+    "SFB205": Rule(E, "more than one primary SIP domain", "published topology: InternalDomains names one DefaultDomain"),
+    "SFB206": Rule(E, "duplicate SIP domain", "published topology: an InternalDomain is known by its Name"),
+    "SFB207": Rule(W, "pool FQDN equals its only member's FQDN", _TB + "add-front-end-pool-fqdn.md: a multiple computer pool has a pool FQDN of its own"),
+    "SFB208": Rule(E, "pool FQDN equals a member's FQDN in a pool of several", _TB + "add-edge-server.md, add-mediation-server.md: only a single computer pool takes its computer's FQDN"),
+    "SFB209": Rule(E, "collocated Mediation value unknown", _LANGUAGE),
+    "SFB210": Rule(E, "Meet URL missing for a SIP domain", _SIMPLE_URLS),
+    "SFB211": Rule(E, "Dial-in URL missing", _SIMPLE_URLS),
+    "SFB212": Rule(E, "simple URL is not https", _SIMPLE_URLS),
+    "SFB213": Rule(E, "simple URL has a port", _SIMPLE_URLS),
+    "SFB214": Rule(E, "simple URL host is a pool FQDN", _SIMPLE_URLS),
+    "SFB215": Rule(E, "simple URL is a prefix of another", _SIMPLE_URLS),
+    "SFB216": Rule(E, "malformed simple URL", _SIMPLE_URLS),
+    "SFB217": Rule(E, "simple URL names an unknown SIP domain", _SIMPLE_URLS + ": one Meet URL per SIP domain"),
+    "SFB218": Rule(E, "duplicate simple URL", _SIMPLE_URLS),
+    "SFB219": Rule(E, "unknown simple URL kind", _SIMPLE_URLS + ": Meet, Dial-In and Admin"),
+    "SFB220": Rule(E, "Enterprise pool size out of range", "../shared/reference/sfb-deployment.md, 'Pool sizes': 12 Front End servers per pool, 16 on 2019"),
+    "SFB221": Rule(E, "two-server Front End pool refused on Skype for Business Server 2019", "../shared/reference/sfb-deployment.md, 'Pool sizes': Skype for Business Server 2019 refuses two-server Front End pools"),
+    "SFB222": Rule(W, "two-server Front End pool", "../shared/reference/sfb-deployment.md, 'Pool sizes' (3 or more recommended) and step 4 (the first start needs 85% of the pool)"),
+    "SFB223": Rule(W, "one-server Front End pool", "../shared/reference/sfb-deployment.md, 'Pool sizes': 3 or more recommended"),
+    "SFB224": Rule(E, "pool has no servers", _LANGUAGE + " (a pool's members are what sfbgen deploys)"),
+    "SFB225": Rule(E, "Standard Edition server with members", _TB + "add-front-end-pool-fqdn.md: a Standard Edition server is a single computer"),
+    "SFB226": Rule(E, "no Front End or Standard Edition pool", "the seed (Install Skype for Business Server on servers in the topology), Step 1 note: the Central Management Store is created on a Standard Edition server or with an Enterprise Front End pool"),
+    "SFB230": Rule(E, "next hop unknown", _TB + "add-edge-server-next-hop.md, add-mediation-server-nexthop.md"),
+    "SFB231": Rule(E, "next hop is not a Front End pool", _TB + "add-edge-server-next-hop.md (an Enterprise pool, a Standard Edition server, or a Director), add-mediation-server-nexthop.md (an Enterprise or Standard Edition server)"),
+    "SFB232": Rule(E, "next hop missing", _TB + "add-edge-server-next-hop.md, add-mediation-server-nexthop.md"),
+    "SFB240": Rule(E, "Edge pool FQDN missing", "plan-your-deployment/edge-server-deployments/edge-environmental-requirements.md: the external FQDNs of the Access, Web Conferencing and A/V Edge services (../shared/reference/sfb-deployment.md)"),
+    "SFB250": Rule(E, "product version unsupported", _LANGUAGE),
+    "SFB251": Rule(E, "install path not an absolute local path", "sfbgen: setup installs to a local folder (seed: 'drive and path for the installation')"),
+    "SFB252": Rule(E, "media path not absolute", "sfbgen: the scripts read the media from an absolute path"),
+    "SFB253": Rule(E, "duplicate site name", "Get-CsPool.md, -Site: a site is named by its DisplayName"),
+    "SFB263": Rule(E, "internal web services override on a Standard Edition server", _TB + "add-front-end-web-services.md: 'You cannot override the internal Web Services pool FQDN for a Standard Edition server'"),
+    "SFB264": Rule(E, "internal web services override on a single Director", _TB + "add-director-web-service.md: 'You cannot override the internal Web Services pool FQDN if you are only deploying a single Director'"),
+    "SFB290": Rule(E, "control character in text", "sfbgen: values are written into PowerShell scripts"),
+    "SFB291": Rule(E, "signature marker in text", "sfbgen: ../shared/reference/authenticode.md, the signature block"),
+    "SFB292": Rule(E, "text too long", "RFC 5280 appendix A (X.520 upper bounds of subject fields: 64); sfbgen: 255 for other text"),
+    "SFB301": Rule(E, "key size not allowed", "Request-CsCertificate.md, -KeySize: 1024, 2048 or 4096"),
+    "SFB302": Rule(W, "1024-bit key", "the seed, Step 3, Name and Security Settings: 2048 bits is the default"),
+    "SFB303": Rule(E, "online authority malformed", "Request-CsCertificate.md, -CA: 'CA server FQDN\\CA name'"),
+    "SFB304": Rule(E, "country code malformed", "Request-CsCertificate.md, -Country: a two-letter ISO 3166 code"),
+    "SFB305": Rule(W, "internal-only name on a public certificate", "CA/Browser Forum baseline requirements: no internal names on public certificates"),
+    "SFB306": Rule(W, "wildcard subject name", "../shared/reference/sfb-deployment.md, 'Certificates per role': no wildcard as a subject name"),
+    "SFB307": Rule(W, "too many names for one certificate request", "public CAs' common limit of 100 names"),
+    "SFB308": Rule(E, "certificate template malformed", "Request-CsCertificate.md, -Template: the template's name"),
+    "SFB401": Rule(E, "not a topology document", "sfbgen import: a Topology Builder document or a published topology"),
+    "SFB402": Rule(E, "malformed or unsafe XML", "sfbgen import: XML 1.0 without DTDs or entities (defusedxml)"),
+    "SFB403": Rule(E, "topology object cannot be expressed", "sfbgen import: the language's names and strings"),
+    "SFB404": Rule(W, "assumption made while importing", "sfbgen import: a Topology Builder default the document does not hold"),
+    "SFB405": Rule(W, "object not deployed by sfbgen", "sfbgen import: every object of the document is accounted for"),
+}
+
+# Codes that no longer fire, never to be reused. Each went because Topology Builder accepts and
+# publishes what it refused.
+RETIRED: dict[str, str] = {
+    "SFB260": "internal and external web services FQDNs equal: Topology Builder's default (both the pool FQDN)",
+    "SFB261": "a web services FQDN equal to the pool FQDN: Topology Builder's default (add-front-end-web-services.md)",
+    "SFB262": "no external web services FQDN: Topology Builder defaults it to the pool FQDN",
 }
 
 

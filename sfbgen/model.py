@@ -84,6 +84,22 @@ class PoolBase(Node):
 class WebPool(PoolBase):
     web_internal: Name | None = None
     web_external: Name | None = None
+    # `mediation collocated` on a Front End pool or Standard Edition server: the Mediation Server role
+    # runs on every member (Topology Builder, add-front-end-server-collocations.md).
+    mediation: Name | None = None
+
+    @property
+    def collocated_mediation(self) -> bool:
+        return bool(self.mediation and self.mediation.value == "collocated")
+
+    def web_internal_fqdn(self) -> str:
+        """The internal web services FQDN: the pool FQDN unless overridden (add-front-end-web-services.md)."""
+        return self.web_internal.value if self.web_internal else self.fqdn.value
+
+    def web_external_fqdn(self) -> str:
+        """The external web services FQDN: Topology Builder defaults it to the pool FQDN (the
+        ExternalSettings Host of every real document in ../shared/topologies is the pool FQDN)."""
+        return self.web_external.value if self.web_external else self.fqdn.value
 
 
 class EnterprisePool(WebPool):

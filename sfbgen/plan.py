@@ -61,6 +61,13 @@ class ServerPlan:
         return self.pool.kind == "edge"
 
     @property
+    def roles(self) -> tuple[str, ...]:
+        """Every server role this computer runs: its pool's, and a collocated Mediation Server."""
+        if isinstance(self.pool, m.WebPool) and self.pool.collocated_mediation:
+            return (self.role, "Mediation")
+        return (self.role,)
+
+    @property
     def requests(self) -> list[CertificateRequest]:
         """Every certificate this server obtains or assigns: the deployment's OAuth one first, if it is here."""
         return ([self.oauth] if self.oauth else []) + self.certificates

@@ -143,7 +143,7 @@ class Renderer:
     def server(self, server: ServerPlan) -> dict[str, str]:
         """The scripts of one server's bundle: {file name: text with LF line ends}."""
         extra = {
-            "components": dict(features=WINDOWS_FEATURES[server.role]),
+            "components": dict(features=tuple(dict.fromkeys(f for role in server.roles for f in WINDOWS_FEATURES[role]))),
             "certificates": dict(jobs=_certificate_jobs(server)),
             "start-pool": dict(members=self.members[id(server.pool)]),
             "export-edge-config": dict(edges=self.edges),

@@ -45,8 +45,8 @@ def _number(token: Token) -> m.Number:
 
 # Which pool statements each kind of pool allows, and which ones repeat.
 _POOL_ITEMS = {
-    "enterprise": {"front_end", "web_services", "certificates"},
-    "standard": {"web_services", "certificates"},
+    "enterprise": {"front_end", "web_services", "mediation", "certificates"},
+    "standard": {"web_services", "mediation", "certificates"},
     "director": {"server", "web_services", "certificates"},
     "mediation": {"server", "next_hop", "certificates"},
     "edge": {"server", "next_hop", "access_edge", "webconf_edge", "av_edge", "certificates"},
@@ -96,6 +96,7 @@ class TopologyBuilder(Transformer):
             "server": "an enterprise_pool lists its members with 'front_end'",
             "web_services": "only Front End, Standard Edition and Director pools have web services",
             "next_hop": "only Edge and Mediation pools have a next hop",
+            "mediation": "only a Front End pool or Standard Edition server collocates the Mediation Server role; a stand-alone one is a mediation_pool",
         }
         fix = fixes.get(item.key, f"remove it, or move it to a pool that has '{item.key}'")
         if block == "Standard Edition server" and item.key in ("front_end", "server"):
@@ -282,6 +283,9 @@ class TopologyBuilder(Transformer):
 
     def av_edge(self, meta, children):
         return Item("av_edge", _name(children[0]), _meta_span(meta))
+
+    def mediation(self, meta, children):
+        return Item("mediation", _name(children[0]), _meta_span(meta))
 
 
 def build_model(tree: Tree, file: str) -> tuple[m.Topology, list[Diagnostic]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sfbgen import check_text
-from sfbgen.diagnostics import CATALOG, Severity
+from sfbgen.diagnostics import CATALOG, RETIRED, Severity
 
 BASE = """\
 topology "T" {
@@ -93,9 +93,10 @@ CASES = [
     ("SFB251", "    product 2015\n", '    product 2015\n    install_path "\\\\server\\share"\n', 3, "\\\\server"),
     ("SFB252", 'media "\\\\fs.t.com\\Media"', 'media "Media\\SfB"', 3, "Media\\SfB"),
     ("SFB253", "    }\n}\n", '    }\n    site "S" {\n        standard_edition se.t.com { web_services external sex.t.com }\n    }\n}\n', 25, '"|S"'),
-    ("SFB260", "web_services external web.t.com", "web_services internal web.t.com external web.t.com", 12, "external |web.t.com"),
-    ("SFB261", "web_services external web.t.com", "web_services internal pool.t.com external web.t.com", 12, "pool.t.com"),
-    ("SFB262", "            web_services external web.t.com\n", "", 11, "pool.t.com"),
+    ("SFB207", FE3 + "\n", "            front_end pool.t.com\n", 13, "pool.t.com"),
+    ("SFB208", "            server edge1.t.com\n", "            server edge1.t.com\n            server edge.t.com\n", 23, "edge.t.com"),
+    ("SFB209", "            web_services external web.t.com\n", "            web_services external web.t.com\n            mediation standalone\n", 13, "standalone"),
+    ("SFB264", "    site \"S\" {\n", "    site \"S\" {\n        director_pool dir.t.com { web_services internal dirweb.t.com server dir1.t.com }\n", 11, "dirweb.t.com"),
     ("SFB263", "    site \"S\" {\n", "    site \"S\" {\n        standard_edition se.t.com { web_services internal other.t.com external sex.t.com }\n", 11, "other.t.com"),
     ("SFB290", 'media "\\\\fs.t.com\\Media"', 'media "\\\\fs.t.com\\Me\x01dia"', 3, "\x01"),
     ("SFB290", 'site "S"', 'site "S\u202eevil"', 10, "\u202e"),
@@ -153,7 +154,38 @@ def test_every_catalog_code_is_exercised():
     """A code nobody can trigger is dead; a code not in this table is untested."""
     covered = {case[0] for case in CASES} | {"SFB307", "SFB103", "SFB226"}
     file_level = {"SFB001", "SFB002", "SFB003", "SFB004", "SFB005"}  # tests/test_source.py
-    assert set(CATALOG) - covered - file_level == set()
+    importing = {"SFB401", "SFB402", "SFB403", "SFB404", "SFB405"}  # tests/test_import.py
+    assert set(CATALOG) - covered - file_level - importing == set()
+
+
+def test_every_rule_names_its_source():
+    """A refusal of a topology cites the Microsoft rule it enforces, or says it is sfbgen's own."""
+    for code, rule in CATALOG.items():
+        assert rule.source, f"{code} has no source"
+        if code.startswith(("SFB2", "SFB3")) and rule.severity is Severity.ERROR and not rule.source.startswith("sfbgen"):
+            assert any(mark in rule.source for mark in (".md", "RFC", "Microsoft", "published topology", "the seed")), code
+    assert not set(RETIRED) & set(CATALOG)
+
+
+# What Topology Builder accepts and publishes, which sfbgen once refused (issue 11): each must check clean.
+TOPOLOGY_BUILDER_DEFAULTS = [
+    ("external web FQDN = pool FQDN", "web_services external web.t.com", "web_services external pool.t.com"),
+    ("internal web FQDN written as the pool FQDN", "web_services external web.t.com", "web_services internal pool.t.com external web.t.com"),
+    ("internal = external web FQDN", "web_services external web.t.com", "web_services internal web.t.com external web.t.com"),
+    ("no external web FQDN (defaults to the pool)", "            web_services external web.t.com\n", ""),
+    ("single computer Edge pool", "server edge1.t.com", "server edge.t.com"),
+    ("collocated Mediation", "            web_services external web.t.com\n", "            web_services external web.t.com\n            mediation collocated\n"),
+    ("single computer Mediation pool", "    }\n}\n", "        mediation_pool med.t.com { next_hop pool.t.com server med.t.com }\n    }\n}\n"),
+    ("single Director", "    }\n}\n", "        director_pool dir.t.com { server dir.t.com }\n    }\n}\n"),
+]
+
+
+@pytest.mark.parametrize("what,old,new", TOPOLOGY_BUILDER_DEFAULTS, ids=[c[0] for c in TOPOLOGY_BUILDER_DEFAULTS])
+def test_topology_builder_defaults_are_accepted(what, old, new):
+    assert old in BASE
+    result = check_text(BASE.replace(old, new, 1))
+    assert result.ok, [d.message for d in result.diagnostics]
+    assert not any(d.code in RETIRED for d in result.diagnostics)
 
 
 def test_no_front_end_pool():
