@@ -22,6 +22,26 @@ _TMP_PREFIX = ".sfbgen-tmp-"
 _OLD_PREFIX = ".sfbgen-old-"
 
 
+def write_file_atomically(path: Path, data: bytes) -> None:
+    """Write one file whole or not at all: a temporary file beside it, flushed, then renamed over it."""
+    import tempfile
+
+    folder = path.parent if str(path.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
 def _parked(out: Path, prefix: str) -> list[Path]:
     return sorted(out.parent.glob(f"{prefix}{out.name}-*"))
 

@@ -216,6 +216,57 @@ def verify(
     raise typer.Exit(1 if failed else 0)
 
 
+class Product(str, Enum):
+    v2015 = "2015"
+    v2019 = "2019"
+    subscription = "subscription"
+
+
+@app.command("import")
+def import_(
+    file: Path = typer.Argument(..., help="A Topology Builder document (.tbxml) or a published topology (Get-CsTopology -AsXml > file).", show_default=False),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="The .sfb file to write (stdout when not given)."),
+    media: Optional[str] = typer.Option(None, "--media", help="Where the installation media is (the document does not say)."),
+    ca: Optional[str] = typer.Option(None, "--ca", help='The online enterprise CA, "<CA FQDN>\\<CA name>".'),
+    offline_ca: bool = typer.Option(False, "--offline-ca", help="Every certificate is an offline request (the default when --ca is not given)."),
+    product: Optional[Product] = typer.Option(None, "--product", help="The product, when the document's ServiceVersion does not say it exactly."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
+) -> None:
+    """Import the topology already published (or saved by Topology Builder) as a topology file."""
+    from .diagnostics import has_errors
+    from .importer import ImportOptions, import_file
+
+    if ca and offline_ca:
+        typer.echo("sfbgen: error: give --ca or --offline-ca, not both", err=True)
+        raise typer.Exit(2)
+    if out is not None:
+        if out.exists() and not force:
+            typer.echo(f"sfbgen: error: {out} exists; add --force to replace it", err=True)
+            raise typer.Exit(2)
+        if out.exists() and out.resolve() == file.resolve():
+            typer.echo(f"sfbgen: error: --out {out} is the document itself", err=True)
+            raise typer.Exit(2)
+    result = import_file(file, ImportOptions(media=media, ca=ca, offline_ca=offline_ca, product=product.value if product else None))
+    _emit_text_or_json(result.diagnostics, {}, Format.text)
+    if result.text is None:
+        raise typer.Exit(2 if any(d.code == "SFB001" for d in result.diagnostics) else 1)
+    if out is None:
+        sys.stdout.write(result.text)
+    else:
+        from .bundle import write_file_atomically
+
+        write_file_atomically(out, result.text.encode("utf-8"))
+    pools = len(result.pools)
+    typer.echo(
+        f"imported {file} ({result.format}): {result.servers} server{'s' if result.servers != 1 else ''} in {pools} pool{'s' if pools != 1 else ''}"
+        + (f" -> {out}" if out else ""),
+        err=True,
+    )
+    for item in result.not_deployed:
+        typer.echo(f"  not deployed by sfbgen: {item.fqdn}: {item.what} (line {item.line})", err=True)
+    raise typer.Exit(1 if has_errors(result.diagnostics) else 0)
+
+
 @app.command("codesign-cert")
 def codesign_cert(
     out: Path = typer.Option(..., "--out", help="The PKCS#12 file to write (its password from SFBGEN_PFX_PASSWORD or a prompt)."),

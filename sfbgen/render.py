@@ -186,6 +186,7 @@ def plan_document(plan: DeploymentPlan, meta: Meta) -> dict:
                 "fqdn": server.fqdn,
                 "pool": server.pool.fqdn.value,
                 "role": server.role,
+                "roles": list(server.roles),
                 "site": server.site,
                 "scripts": [f"{server.fqdn}/{s.filename}" for s in server.scripts],
                 "certificates": [c.to_plan() for c in server.requests],
