@@ -340,3 +340,34 @@ WINDOWS_FEATURES = {
     "Mediation": ("NET-Framework-Core", "Windows-Identity-Foundation", "Server-Media-Foundation", "Telnet-Client"),
     "Edge": ("NET-Framework-Core", "Windows-Identity-Foundation", "Telnet-Client"),
 }
+
+
+# The RoleName of the services a published topology installs on a computer of each role (Service /
+# ServiceId / RoleName in Get-CsTopology -AsXml; read off the real documents of ../shared/topologies:
+# Registrar, UserServices and WebServices on every Front End pool and Standard Edition server,
+# EdgeServer on every Edge pool, MediationServer where Mediation is collocated). A Director is a
+# Registrar whose RegistrarService says IsDirector="true" (the attribute is in every document;
+# a Director itself in none: reconstructed).
+PUBLISHED_ROLE_NAMES = {
+    "FrontEnd": ("Registrar", "UserServices", "WebServices"),
+    "StandardEdition": ("Registrar", "UserServices", "WebServices"),
+    "Director": ("Registrar", "WebServices"),
+    "Mediation": ("MediationServer",),
+    "Edge": ("EdgeServer",),
+}
+# The Edge components whose External port carries each external FQDN (Port Owner / ConfiguredFqdn).
+EDGE_PORT_OWNERS = ("AccessEdge", "DataEdge", "MediaRelayEdge")
+
+
+def published_expectations(server: ServerPlan) -> dict:
+    """What the published topology must say of `server`: checked by its scripts before they change anything."""
+    pool = server.pool
+    roles = tuple(dict.fromkeys(name for role in server.roles for name in PUBLISHED_ROLE_NAMES[role]))
+    expect = {"roles": roles, "director": pool.kind == "director", "web_internal": "", "web_external": "", "edge": {}}
+    if isinstance(pool, m.WebPool):
+        expect["web_internal"] = pool.web_internal_fqdn()
+        expect["web_external"] = pool.web_external_fqdn()
+    if isinstance(pool, m.EdgePool):
+        values = (pool.access_edge, pool.webconf_edge, pool.av_edge)
+        expect["edge"] = {owner: value.value for owner, value in zip(EDGE_PORT_OWNERS, values) if value is not None}
+    return expect

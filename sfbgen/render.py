@@ -16,6 +16,7 @@ from .plan import (
     STEP_FILES,
     WINDOWS_FEATURES,
     DeploymentPlan,
+    published_expectations,
     ServerPlan,
 )
 from .powershell import Raw, cmdlet, comment, quote, var
@@ -148,8 +149,9 @@ class Renderer:
             "start-pool": dict(members=self.members[id(server.pool)]),
             "export-edge-config": dict(edges=self.edges),
         }
+        expect = published_expectations(server)
         return {
-            script.filename: render_template(f"{script.kind}.ps1.j2", s=server, script=script, **self.base, **extra.get(script.kind, {}))
+            script.filename: render_template(f"{script.kind}.ps1.j2", s=server, script=script, expect=expect, **self.base, **extra.get(script.kind, {}))
             for script in server.scripts
         }
 

@@ -249,3 +249,98 @@ def test_cli_import_writes_atomically_and_refuses_to_overwrite(tmp_path):
     bad.write_bytes(BILLION_LAUGHS)
     refused = subprocess.run([sys.executable, "-m", "sfbgen", "import", str(bad)], capture_output=True, text=True)
     assert refused.returncode == 1 and "SFB402" in refused.stderr and "Traceback" not in refused.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# The published-topology check the scripts run (Assert-PublishedTopology), read back from the scripts
+# and replayed against the real published documents. There is no PowerShell here: this mirrors the
+# function's steps (same elements, same attributes) so that the expectations compiled into the
+# scripts are shown to agree with real published XML, and to disagree when the XML differs.
+
+import re as _re
+import xml.etree.ElementTree as _ET
+
+PUBLISHED = ["rlevchenko_powershell-skype_DefaultTopology.xml", "ibenbouzid_SkypeforBusiness_lab_V3_DefaultTopology_Skype.xml",
+             "ibenbouzid_SkypeforBusiness_lab_V2_DefaultTopology_Skype.xml"]
+
+
+def _local(element, path):
+    level = [element]
+    for step in path.split("/"):
+        level = [c for e in level for c in e if c.tag.rpartition("}")[2] == step]
+    return level
+
+
+def _expectations(script: str) -> dict:
+    def value(name):
+        return _re.search(rf"^\${name} = (.*)$", script, _re.M).group(1)
+
+    strings = lambda text: _re.findall(r"'((?:[^']|'')*)'", text)
+    edge = dict(_re.findall(r"(\w+) = '([^']*)'", value("ExpectedEdgeFqdns")))
+    return {"server": strings(value("ServerFqdn"))[0], "pool": strings(value("PoolFqdn"))[0], "roles": strings(value("ExpectedRoles")),
+            "director": value("ExpectedDirector") == "$true", "web_internal": strings(value("ExpectedWebInternal"))[0],
+            "web_external": strings(value("ExpectedWebExternal"))[0], "edge": edge}
+
+
+def _published_problems(xml: bytes, e: dict) -> list[str]:
+    root = _ET.fromstring(xml)
+    cluster = next((c for c in _local(root, "Clusters/Cluster") for m in _local(c, "Machine")
+                    if (m.get("Fqdn") or c.get("Fqdn")).lower() == e["server"].lower()), None)
+    if cluster is None:
+        return ["no computer"]
+    problems = []
+    if cluster.get("Fqdn").lower() != e["pool"].lower():
+        problems.append("pool")
+    cid = _local(cluster, "ClusterId")[0]
+    services = {}
+    for service in _local(root, "Services/Service"):
+        for on in _local(service, "InstalledOn/ClusterId"):
+            if (on.get("SiteId"), on.get("Number")) == (cid.get("SiteId"), cid.get("Number")):
+                services[_local(service, "ServiceId")[0].get("RoleName")] = service
+    problems += [f"role {r}" for r in e["roles"] if r not in services]
+    if e["web_external"] and "WebServices" in services:
+        hosts = [s.get("Host") for s in _local(services["WebServices"], "WebService/ExternalSettings")]
+        if e["web_external"] not in hosts:
+            problems.append("external web")
+    for owner, fqdn in e["edge"].items():
+        ports = [p.get("ConfiguredFqdn") for p in _local(services.get("EdgeServer", root), "Ports/Port")
+                 if p.get("Owner") == "urn:component:" + owner and p.get("InterfaceSide") == "External"]
+        if fqdn not in ports:
+            problems.append(owner)
+    return problems
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_scripts_expect_what_the_published_topology_says(name, tmp_path):
+    raw = _document(name)
+    result = import_bytes(raw, name, OPTIONS)
+    (tmp_path / "t.sfb").write_text(result.text, encoding="utf-8")
+    compiled = compile_file(tmp_path / "t.sfb", tmp_path / "out")
+    for server in compiled.plan.servers:
+        for step in ("1-Install-LocalConfigurationStore.ps1", "2-Setup-Components.ps1", "3-Request-Certificates.ps1"):
+            script = compiled.files[f"{server.fqdn}/{step}"].decode("utf-8-sig")
+            expect = _expectations(script)
+            assert _published_problems(raw, expect) == [], (server.fqdn, step)
+            # The same script refuses a topology whose pool, web services or Edge FQDN differ.
+            renamed = raw.replace(server.pool.fqdn.value.encode(), b"renamed.example.com")
+            assert _published_problems(renamed, expect), (server.fqdn, step)
+
+
+def test_every_first_script_checks_the_published_topology_before_changing_anything(compiled):
+    changes = {
+        "1-Install-LocalConfigurationStore.ps1": "/BootstrapLocalMgmt",
+        "2-Setup-Components.ps1": "Install-WindowsFeature -Name $missing",
+        "3-Request-Certificates.ps1": "Request-CsCertificate",
+    }
+    for result in compiled.values():
+        for server in result.plan.servers:
+            for step, first_change in changes.items():
+                text = result.files[f"{server.fqdn}/{step}"].decode("utf-8-sig")
+                main = text[text.index("function Invoke-Main"):]
+                if server.is_edge and step.startswith("1-"):
+                    # An Edge Server checks the configuration it imported (it cannot read the store).
+                    assert main.index("Assert-PublishedTopology -LocalStore") > main.index("Import-CsConfiguration")
+                    continue
+                assert "Assert-PublishedTopology" in main, (server.fqdn, step)
+                if first_change in main:
+                    assert main.index("Assert-PublishedTopology") < main.index(first_change), (server.fqdn, step)
