@@ -172,8 +172,7 @@ class _Importer:
             else:
                 # Standard Edition keeps its user store on a SQL instance of its own cluster (SQL
                 # Express, instance 'rtc' in the real documents); an Enterprise pool on another server.
-                store = by_role.get("UserStore") or next((s for s in self.doc.services if s.role == "UserStore" and s.key in self._dependencies(by_role)), None)
-                local = store is not None and self._cluster_of(store) is cluster
+                local = "UserStore" in by_role
                 pool = Pool("standard" if local else "enterprise", cluster, site)
                 pool.collocated_mediation = "MediationServer" in by_role
             self._web(pool, by_role.get("WebServices"))
@@ -185,9 +184,6 @@ class _Importer:
         if "MediationServer" in by_role:
             return Pool("mediation", cluster, site, next_hop=self._next_hop(by_role["MediationServer"]))
         return None
-
-    def _dependencies(self, by_role: dict[str, Service]) -> set[object]:
-        return {key for s in by_role.values() for key in s.depends_on}
 
     def _account_for(self, cluster: Cluster) -> None:
         """List a cluster sfbgen does not set up, by what runs on it."""
