@@ -15,9 +15,17 @@ Director", "... Stand-alone Mediation Server", and "Certificates for mobility"),
   its own: the Front End's Default certificate already names the pool and the server, the names of
   a stand-alone Mediation Server's certificate (environmental-requirements.md, "Certificates for
   Stand-alone Mediation Server" gives pool FQDN and server FQDN).
-- Edge: Internal (subject = the server's FQDN) per server, and one external certificate for the pool
-  (subject = Access Edge FQDN; SANs = Access Edge, Web Conferencing Edge, sip.<domain> per SIP domain;
-  not the A/V Edge FQDN), exportable, requested once and copied to every member.
+- Edge: one Internal certificate for the pool (subject = the Edge pool's internal FQDN, no SAN:
+  edge-environmental-requirements.md gives one internal FQDN "regardless of whether you're doing a
+  single Edge Server or an Edge pool"; deploy-edge-servers.md, "Internal Edge interface
+  certificates", steps 3-6: requested on one Edge Server, exported with its private key, assigned on
+  each), and one external certificate for the pool (subject = Access Edge FQDN; SANs = Access Edge,
+  Web Conferencing Edge, sip.<domain> per SIP domain; not the A/V Edge FQDN). Both exportable,
+  requested once and copied to every member. The internal one follows the topology's policy (the
+  internal CA) unless the pool's `internal_certificates` block says otherwise; the pool's own
+  `certificates` block is the external one's.
+- A certificate for a public CA carries no template name: templates are Active Directory Certificate
+  Services' (Request-CsCertificate.md, -Template).
 - OAuthTokenIssuer: once per deployment, subject = the primary SIP domain, assigned with -Identity Global.
 """
 
@@ -57,8 +65,13 @@ class Policy:
     sip_names: bool
 
 
-def effective_policy(topology: m.Topology, pool: m.Pool | None) -> Policy:
-    layers = [p for p in (topology.certificates, pool.certificates if pool else None) if p is not None]
+def effective_policy(topology: m.Topology, pool: m.Pool | None, internal_edge: bool = False) -> Policy:
+    """The policy in force: the topology's, overridden by the pool's block (for an Edge pool's internal
+    certificate: by its `internal_certificates` block instead)."""
+    own = None
+    if pool is not None:
+        own = pool.internal_certificates if internal_edge and isinstance(pool, m.EdgePool) else pool.certificates
+    layers = [p for p in (topology.certificates, own) if p is not None]
 
     def pick(field_name: str):
         value = None
@@ -81,7 +94,7 @@ def effective_policy(topology: m.Topology, pool: m.Pool | None) -> Policy:
         authority=authority if (authority == "offline" or ca) else "offline",
         ca=ca,
         public=public,
-        template=text("template"),
+        template=None if public else text("template"),
         key_size=key.value if key is not None else DEFAULT_KEY_SIZE,
         organization=text("organization"),
         unit=text("unit"),
@@ -107,13 +120,19 @@ class CertificateRequest:
     exportable_key: bool
     key_size: int
     requested_on: str  # the server that requests it
-    scope: str = "server"  # 'server' | 'pool' (Edge external, shared) | 'global' (OAuth)
+    scope: str = "server"  # 'server' | 'pool' (Edge internal and external, shared) | 'global' (OAuth)
     pool: str = ""
+    label: str = ""  # Default, EdgeInternal, ...: names the file a shared certificate travels in
     origin: Span = field(default=Span(1, 1, 1, 1), compare=False)
 
     @property
     def authority(self) -> str:
         return self.policy.authority
+
+    @property
+    def pfx_name(self) -> str:
+        """The file that carries a pool's shared certificate, private key included, to the other members."""
+        return f"{self.label}.pfx"
 
     def to_plan(self) -> dict:
         return {
@@ -175,8 +194,8 @@ class CertificatePlanner:
         self.t = topology
         self.mobility = topology.mobility_enabled
 
-    def _request(self, pool: m.Pool, server: str, label: str, usages, subject, sans, extra, exportable=False, scope="server") -> CertificateRequest:
-        policy = effective_policy(self.t, pool)
+    def _request(self, pool: m.Pool, server: str, label: str, usages, subject, sans, extra, exportable=False, scope="server", internal_edge=False) -> CertificateRequest:
+        policy = effective_policy(self.t, pool, internal_edge)
         key_size = policy.key_size
         ident = f"{server if scope == 'server' else pool.fqdn.value}-{label}".lower()
         return CertificateRequest(
@@ -192,6 +211,7 @@ class CertificatePlanner:
             requested_on=server,
             scope=scope,
             pool=pool.fqdn.value,
+            label=label,
             origin=pool.fqdn.span,
         )
 
@@ -232,9 +252,11 @@ class CertificatePlanner:
         ]
 
     def _edge(self, pool: m.EdgePool, server: m.Server) -> list[CertificateRequest]:
-        fqdn = server.fqdn.value
-        internal = self._request(pool, fqdn, "EdgeInternal", ("Internal",), fqdn, [], [])
-        return [internal, self.edge_external(pool)]
+        return [self.edge_internal(pool), self.edge_external(pool)]
+
+    def edge_internal(self, pool: m.EdgePool) -> CertificateRequest:
+        first = pool.servers[0].fqdn.value if pool.servers else ""
+        return self._request(pool, first, "EdgeInternal", ("Internal",), pool.fqdn.value, [], [], exportable=True, scope="pool", internal_edge=True)
 
     def edge_external(self, pool: m.EdgePool) -> CertificateRequest:
         access = pool.access_edge.value if pool.access_edge else ""

@@ -16,7 +16,7 @@ from .diagnostics import UNSAFE_CHARACTERS, Diagnostic, Span, diagnostic, visibl
 
 Check = Callable[[m.Topology, "Reporter"], None]
 
-MAX_FRONT_ENDS = {2015: 12, 2019: 16}
+PRODUCTS = ("2015", "2019", "subscription")
 SMART_SETUP_MODES = ("wsus", "microsoft_update", "off")
 KEY_SIZES = (1024, 2048, 4096)
 # X.520 upper bounds for the subject fields a certificate request carries.
@@ -78,13 +78,22 @@ def _display(value: str) -> str:
 def _all_names(topology: m.Topology) -> Iterator[tuple[str, m.Name]]:
     """Every written value with a label for messages: the input to the text-safety checks."""
     yield "topology name", topology.name
-    for label, value in (("media", topology.media), ("install_path", topology.install_path)):
+    update = topology.cumulative_update
+    for label, value in (
+        ("media", topology.media), ("install_path", topology.install_path), ("windows_source", topology.windows_source),
+        ("module_path", topology.module_path), ("cumulative update installer", update.installer if update else None),
+        ("cumulative update arguments", update.arguments if update else None),
+    ):
         if value:
             yield label, value
-    policies = [topology.certificates] + [pool.certificates for pool in topology.pools()]
-    for policy in policies:
-        if not policy:
-            continue
+    for pool in topology.pools():
+        for label, value in (("media", pool.media), ("windows_source", pool.windows_source)):
+            if value:
+                yield label, value
+    for site in topology.sites:
+        if site.windows_source:
+            yield "windows_source", site.windows_source
+    for policy in _policies(topology):
         for field in ("ca", "template", "organization", "unit", "city", "state", "country"):
             value = getattr(policy, field)
             if value:
@@ -93,6 +102,16 @@ def _all_names(topology: m.Topology) -> Iterator[tuple[str, m.Name]]:
         yield "simple URL", url.url
     for site in topology.sites:
         yield "site name", site.name
+
+
+def _policies(topology: m.Topology) -> list[m.CertificatePolicy]:
+    """Every certificates block: the topology's, each pool's, each Edge pool's internal one."""
+    found = [topology.certificates]
+    for pool in topology.pools():
+        found.append(pool.certificates)
+        if isinstance(pool, m.EdgePool):
+            found.append(pool.internal_certificates)
+    return [policy for policy in found if policy is not None]
 
 
 def check_text(topology: m.Topology, report: Reporter) -> None:
@@ -124,31 +143,58 @@ def check_text(topology: m.Topology, report: Reporter) -> None:
 # Topology-wide settings
 
 
+_ABSOLUTE_PATH = re.compile(r"^([A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)")
+
+
+def _check_path(value: m.Name | None, label: str, report: Reporter) -> None:
+    if value is not None and not _ABSOLUTE_PATH.match(value.value):
+        report("SFB252", value.span, f"the {label} '{_display(value.value)}' is not absolute", "give a drive path such as D:\\ or a UNC path such as \\\\files\\Media\\SfB")
+
+
 def check_settings(topology: m.Topology, report: Reporter) -> None:
     name_span = topology.name.span
     if topology.product is None:
-        report("SFB107", name_span, "the topology does not say which product it deploys", "add 'product 2015' or 'product 2019'")
-    elif topology.product.value not in MAX_FRONT_ENDS:
+        report("SFB107", name_span, "the topology does not say which product it deploys", "add 'product 2019', 'product 2015' or 'product subscription'")
+    elif topology.product.value not in PRODUCTS:
         report(
             "SFB250",
             topology.product.span,
-            f"product {topology.product.value} is not a Skype for Business Server version sfbgen deploys",
-            "write 'product 2015' or 'product 2019'",
+            f"product {_display(topology.product.value)} is not a Skype for Business Server version sfbgen deploys",
+            "write 'product 2015', 'product 2019' or 'product subscription'",
         )
-    if topology.media is None:
+    elif topology.product.value == "subscription":
+        # Subscription Edition's install folder, module path and Windows Server versions are not in the
+        # documents at hand (sfbgen/data/platform.json, 'products'): the topology says them.
+        for label, value, example in (
+            ("install_path", topology.install_path, 'install_path "C:\\Program Files\\Skype for Business Server"'),
+            ("module_path", topology.module_path, 'module_path "C:\\Program Files\\Common Files\\Skype for Business Server\\Modules\\SkypeForBusiness\\SkypeForBusiness.psd1"'),
+            ("windows_server", topology.windows_server or None, "windows_server 2019 2022"),
+        ):
+            if value is None:
+                report("SFB107", topology.product.span, f"Subscription Edition needs '{label}': sfbgen has no Microsoft source for its default", f"add {example}, as your installation media and Microsoft's system requirements say")
+    if topology.media is None and any(pool.media is None for pool in topology.pools()):
         report(
             "SFB107",
             name_span,
             "the topology does not say where the installation media is",
-            'add media "\\\\fileserver\\share\\SfB" (a UNC path or a local path such as D:\\)',
+            'add media "\\\\fileserver\\share\\SfB" (a UNC path or a local path such as D:\\), or a media line in every pool',
         )
-    elif not re.match(r"^([A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)", topology.media.value):
-        report(
-            "SFB252",
-            topology.media.span,
-            f"the media path '{_display(topology.media.value)}' is not absolute",
-            "give a drive path such as D:\\ or a UNC path such as \\\\files\\Media\\SfB",
-        )
+    _check_path(topology.media, "media path", report)
+    for pool in topology.pools():
+        _check_path(pool.media, "media path", report)
+        _check_path(pool.windows_source, "Windows source path", report)
+    for site in topology.sites:
+        _check_path(site.windows_source, "Windows source path", report)
+    _check_path(topology.windows_source, "Windows source path", report)
+    _check_path(topology.module_path, "module path", report)
+    if topology.cumulative_update is not None:
+        _check_path(topology.cumulative_update.installer, "cumulative update installer path", report)
+    from .platform import fact
+
+    known = fact("windows_server_builds")
+    for version in topology.windows_server:
+        if version.value not in known:
+            report("SFB108", version.span, f"'{_display(version.value)}' is not a Windows Server version sfbgen knows", "write some of " + ", ".join(known))
     if topology.install_path is not None and not re.match(r"^[A-Za-z]:\\", topology.install_path.value):
         report(
             "SFB251",
@@ -167,6 +213,28 @@ def check_settings(topology: m.Topology, report: Reporter) -> None:
                 f"'{_display(value.value)}' is not a {label} setting",
                 "write one of " + ", ".join(allowed),
             )
+    if topology.smart_setup is not None and topology.smart_setup.value in ("wsus", "microsoft_update"):
+        report(
+            "SFB109",
+            topology.smart_setup.span,
+            "smart_setup has no effect: Smart Setup is part of Setup.exe's wizard, and sfbgen installs from the media with Bootstrapper.exe",
+            'remove it, and name the update to install: cumulative_update "<path>\\SkypeServerUpdateInstaller.exe" arguments "<its switches>"',
+        )
+    for pool in topology.pools():
+        if pool.kind != "edge":
+            continue
+        for label, path in (("installation media", topology.media_for(pool)), ("Windows sources", topology.windows_source_for(pool))):
+            if path.startswith("\\\\"):
+                report(
+                    "SFB255",
+                    pool.fqdn.span,
+                    f"the Edge pool {pool.fqdn.value} reads its {label} from the share {_display(path)}",
+                    "Edge Servers sit in the perimeter network and are not domain members: copy it to a local folder of each Edge Server and name that folder in the pool (media / windows_source)",
+                )
+    stores = [p for p in topology.pools() if isinstance(p, m.StandardEditionServer) and p.central_management_store is not None]
+    for extra in stores[1:]:
+        first = stores[0].central_management_store
+        report("SFB254", extra.central_management_store, f"a second Central Management Store (the first is at {first.line}:{first.column})", "keep one: a deployment has one Central Management Store")
 
 
 def check_sites(topology: m.Topology, report: Reporter) -> None:
@@ -380,8 +448,11 @@ def _check_url_syntax(url: m.SimpleUrl, pool_fqdns: set[str], report: Reporter) 
 
 
 def check_pools(topology: m.Topology, report: Reporter) -> None:
+    from .platform import product
+
     version = topology.product_version
-    limit = MAX_FRONT_ENDS.get(version, 12)
+    rules = product(version)
+    limit = rules["max_front_ends"]
     for pool in topology.pools():
         count = len(pool.servers)
         what = m.POOL_WORD[pool.kind]
@@ -394,8 +465,8 @@ def check_pools(topology: m.Topology, report: Reporter) -> None:
             continue
         if count > limit:
             report("SFB220", pool.fqdn.span, f"the pool {pool.fqdn.value} has {count} Front End servers; Skype for Business Server {version} allows {limit}", "split it into two pools")
-        elif count == 2 and version == 2019:
-            report("SFB221", pool.fqdn.span, f"the pool {pool.fqdn.value} has two Front End servers, which Skype for Business Server 2019 refuses", "use three or more Front End servers (or one)")
+        elif count == 2 and not rules["two_server_pools"]:
+            report("SFB221", pool.fqdn.span, f"the pool {pool.fqdn.value} has two Front End servers, which {rules['title']} refuses", "use three or more Front End servers (or one)")
         elif count == 2:
             report("SFB222", pool.fqdn.span, f"the pool {pool.fqdn.value} has two Front End servers: if either stops, the pool may lose quorum", "use three or more Front End servers")
         elif count == 1:
@@ -478,10 +549,7 @@ def check_edges(topology: m.Topology, report: Reporter) -> None:
 
 
 def check_certificate_policy(topology: m.Topology, report: Reporter) -> None:
-    policies = [topology.certificates] + [pool.certificates for pool in topology.pools()]
-    for policy in policies:
-        if policy is None:
-            continue
+    for policy in _policies(topology):
         if policy.key_size is not None:
             size = policy.key_size.value
             if size not in KEY_SIZES:

@@ -339,6 +339,8 @@ def _write_pool(w: _Writer, pool: Pool) -> None:
     elif pool.kind in ("edge", "mediation"):
         w.importer.error(c.line, f"the {pool.kind} pool {c.fqdn} depends on no Registrar, so it has no next hop", "set its next hop in Topology Builder, publish, and export again")
     if pool.kind == "edge":
+        if (w.importer.options.media or "").startswith("\\\\"):
+            w.add(3, '# media "<a local folder>": an Edge Server in the perimeter network cannot read the share above.')
         w.add(3, f"access_edge {w.name(pool.access_edge, c.line, 'Access Edge FQDN')}")
         w.add(3, f"webconf_edge {w.name(pool.webconf_edge, c.line, 'Web Conferencing Edge FQDN')}")
         w.add(3, f"av_edge {w.name(pool.av_edge, c.line, 'A/V Edge FQDN')}")

@@ -79,6 +79,10 @@ class PoolBase(Node):
     site: str
     servers: tuple[Server, ...] = ()
     certificates: CertificatePolicy | None = None
+    # Per pool, overriding the topology's: an Edge Server in the perimeter network cannot read the
+    # internal share the others install from, and a pool may take Windows sources of its own.
+    media: Name | None = None
+    windows_source: Name | None = None
 
 
 class WebPool(PoolBase):
@@ -110,6 +114,9 @@ class StandardEditionServer(WebPool):
     """A Standard Edition server: a pool of exactly one server whose FQDN is the pool's."""
 
     kind: Literal["standard"] = "standard"
+    # This server holds the Central Management Store: it is prepared ("Prepare first Standard Edition
+    # server") before the topology can be published.
+    central_management_store: Span | None = None
 
 
 class DirectorPool(WebPool):
@@ -127,6 +134,9 @@ class EdgePool(PoolBase):
     access_edge: Name | None = None
     webconf_edge: Name | None = None
     av_edge: Name | None = None
+    # The internal certificate's policy, layered over the topology's (the internal CA by default): the
+    # pool's own `certificates` block is for the external certificate.
+    internal_certificates: CertificatePolicy | None = None
 
 
 Pool = Annotated[
@@ -157,12 +167,22 @@ POOL_WORD = {
 class Site(Node):
     name: Name
     pools: tuple[Pool, ...] = ()
+    windows_source: Name | None = None
+
+
+class CumulativeUpdate(Node):
+    installer: Name  # SkypeServerUpdateInstaller.exe, a path the servers can read
+    arguments: Name  # its command line: Microsoft documents no switches, so the topology says them
 
 
 class Topology(Node):
     name: Name
-    product: Number | None = None
+    product: Name | None = None  # 2015, 2019 or subscription
     media: Name | None = None
+    windows_source: Name | None = None
+    cumulative_update: CumulativeUpdate | None = None
+    module_path: Name | None = None
+    windows_server: tuple[Name, ...] = ()  # 2012, 2012R2, 2016, 2019, 2022, 2025
     install_path: Name | None = None
     smart_setup: Name | None = None
     mobility: Name | None = None
@@ -178,8 +198,8 @@ class Topology(Node):
         return [(pool, server) for pool in self.pools() for server in pool.servers]
 
     @property
-    def product_version(self) -> int:
-        return self.product.value if self.product else 2015
+    def product_version(self) -> str:
+        return self.product.value if self.product else "2015"
 
     @property
     def mobility_enabled(self) -> bool:
@@ -193,6 +213,25 @@ class Topology(Node):
         return self.sip_domains[0].name.value if self.sip_domains else None
 
     def effective_install_path(self) -> str:
+        """The install path: the topology's, or the product's default (none for Subscription Edition)."""
+        from .platform import fact
+
         if self.install_path:
             return self.install_path.value
-        return f"C:\\Program Files\\Skype for Business Server {self.product_version}"
+        if self.product_version == "subscription":
+            return ""
+        return fact("install_path").format(product=self.product_version)
+
+    def site_of(self, pool: "Pool") -> "Site":
+        return next(site for site in self.sites if any(p is pool for p in site.pools))
+
+    def media_for(self, pool: "Pool") -> str:
+        """Where `pool`'s servers find the installation media: the pool's own, else the topology's."""
+        chosen = pool.media or self.media
+        return chosen.value if chosen else ""
+
+    def windows_source_for(self, pool: "Pool") -> str:
+        """The Windows sources (\\sources\\sxs) for `pool`: the pool's, the site's, or the topology's."""
+        site = self.site_of(pool)
+        chosen = pool.windows_source or site.windows_source or self.windows_source
+        return chosen.value if chosen else ""

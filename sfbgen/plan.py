@@ -22,6 +22,7 @@ from . import model as m
 from .certificates import CertificatePlanner, CertificateRequest, oauth_host
 
 STEP_FILES = {
+    "prepare-cms": "0-Prepare-CentralManagementStore.ps1",
     "local-store": "1-Install-LocalConfigurationStore.ps1",
     "components": "2-Setup-Components.ps1",
     "certificates": "3-Request-Certificates.ps1",
@@ -31,7 +32,6 @@ STEP_FILES = {
     "verify-bundle": "Test-Bundle.ps1",
 }
 EDGE_CONFIG_ZIP = "CsConfiguration.zip"
-EDGE_EXTERNAL_PFX = "EdgeExternal.pfx"
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ class ServerPlan:
     exports_edge_config: bool = False
     starts_pool: bool = False  # the member that runs Start-CsPool
     span: object = None
+    media: str = ""  # where this server installs from: its pool's media, else the topology's
+    windows_source: str = ""  # the Windows sources (\\sources\\sxs): its pool's, its site's, else the topology's
+    holds_cms: bool = False  # the Standard Edition server that is prepared to hold the Central Management Store
 
     @property
     def is_edge(self) -> bool:
@@ -134,6 +137,9 @@ def _server_plans(topology: m.Topology) -> tuple[list[ServerPlan], CertificateRe
                     member_index=index,
                     certificates=planner.for_server(pool, server),
                     span=server.fqdn.span,
+                    media=topology.media_for(pool),
+                    windows_source=topology.windows_source_for(pool),
+                    holds_cms=isinstance(pool, m.StandardEditionServer) and pool.central_management_store is not None,
                 )
                 if host and host[1] is server:
                     plan.oauth = oauth
@@ -147,6 +153,7 @@ def _script(kind: str, title: str, step: int) -> Script:
 
 
 # Scripts are values: every server shares these few.
+_PREPARE_CMS = _script("prepare-cms", "Prepare the first Standard Edition server (Central Management Store)", 0)
 _LOCAL_STORE = _script("local-store", "Install Local Configuration Store", 1)
 _COMPONENTS = _script("components", "Set up Skype for Business Server components", 2)
 _CERTIFICATES = _script("certificates", "Request, install and assign certificates", 3)
@@ -158,6 +165,8 @@ _VERIFY_BUNDLE = _script("verify-bundle", "Check this bundle against its manifes
 
 def _assign_scripts(plans: list[ServerPlan], has_edge: bool, edge_host: ServerPlan | None) -> None:
     for plan in plans:
+        if plan.holds_cms:
+            plan.scripts.append(_PREPARE_CMS)
         plan.scripts += (_LOCAL_STORE, _COMPONENTS, _CERTIFICATES)
         if plan.pool.kind == "enterprise":
             if plan.starts_pool:
@@ -229,11 +238,26 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
     def path(plan: ServerPlan, kind: str) -> str:
         return f"{plan.fqdn}/{STEP_FILES[kind]}"
 
+    # The first Standard Edition server holds the Central Management Store: it is prepared, and the
+    # topology published to it, before any server installs its Local Configuration Store (the seed,
+    # Step 1 note; the Deployment Wizard's "Prepare first Standard Edition server").
+    published: list[str] = []
+    cms = next((p for p in plans if p.holds_cms), None)
+    if cms is not None:
+        prepared = g.add(f"{cms.fqdn}:0", cms.fqdn, "Prepare the Central Management Store (SQL Server Express RTC, Install-CsDatabase -CentralManagementDatabase, Set-CsConfigurationStoreLocation)",
+                         path(cms, "prepare-cms"), [],
+                         "the script ends with SUCCESS; Get-CsConfigurationStoreLocation names this server",
+                         "read the transcript; fix the cause; run it again (it skips what is done)")
+        published.append(g.add("publish-topology", cms.fqdn, "Topology Builder: publish the topology (Publish-CsTopology, then Enable-CsTopology)", None, [prepared],
+                               "Get-CsTopology -AsXml returns the published topology; every server's first script checks it",
+                               "Topology Builder names what it refused; correct the topology and publish again", kind="manual"))
     done3: dict[str, str] = {}  # server -> id of the step after which its certificates are in place
     for plan in plans:
         s = plan.fqdn
-        g.add(f"{s}:1", s, "Install Local Configuration Store", path(plan, "local-store"), [],
-              "the script ends with SUCCESS; Get-CsManagementStoreReplicationStatus lists this server as up to date",
+        g.add(f"{s}:1", s, "Install Local Configuration Store", path(plan, "local-store"), [] if plan.is_edge else published,
+              ("the script ends with SUCCESS; on a Front End (an Edge Server has no access to the store), "
+               f"Get-CsManagementStoreReplicationStatus -ReplicaFqdn {s} says UpToDate" if plan.is_edge else
+               "the script ends with SUCCESS; Get-CsManagementStoreReplicationStatus lists this server as up to date"),
               "read the transcript the script names; fix the cause; run the script again (it skips what is done)")
         g.add(f"{s}:2", s, "Set up components (Bootstrapper, Enable-CsComputer)", path(plan, "components"), [f"{s}:1"],
               "the script ends with SUCCESS; if it exits 3010, restart the server and run it again",
@@ -276,16 +300,18 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
                          "copy it again; the file must not be altered", kind="manual")
             g.depend(f"{plan.fqdn}:1", copy)
 
-    # The other members of an Edge pool import the external certificate the first member obtained.
+    # The other members of an Edge pool import the certificates the first member obtained (internal
+    # and external: one of each per pool), from the PFX files its step 3 exported.
     first_edge = {id(p.pool): p for p in edges if p.member_index == 0}
     for plan in edges:
         if plan.member_index == 0:
             continue
         first = first_edge[id(plan.pool)]
+        files = [r.pfx_name for r in plan.requests if plan.imports_shared(r)]
         copy = g.add(f"{plan.fqdn}:copy-edge-cert", plan.fqdn,
-                     f"Copy {first.fqdn}/out/{EDGE_EXTERNAL_PFX} into the bundle folder {plan.fqdn}/", None, [done3[first.fqdn]],
-                     f"{plan.fqdn}/{EDGE_EXTERNAL_PFX} is on the server; keep its password at hand",
-                     "export it again from the first Edge server (run its step 3 again)", kind="manual")
+                     f"Copy {', '.join(f'{first.fqdn}/out/{name}' for name in files)} into the bundle folder {plan.fqdn}/", None, [done3[first.fqdn]],
+                     f"the files are on {plan.fqdn} beside its scripts; keep their password at hand. Step 3 deletes each once imported",
+                     "export them again from the first Edge Server (run its step 3 again)", kind="manual")
         target = f"{plan.fqdn}:3-request" if plan.offline else f"{plan.fqdn}:3"
         g.depend(target, copy)
 
@@ -320,26 +346,6 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
                   "read the event log 'Lync Server'; fix the cause; run it again")
 
     return DeploymentPlan(topology, plans, g.ordered(), oauth, edge_host if edges else None)
-
-
-# Windows features each role installs before setup (Microsoft, install-prerequisites.md for Skype for
-# Business Server 2015; the Mediation and Edge lists keep what those roles use: .NET 3.5, Windows
-# Identity Foundation, and Media Foundation for the Mediation Server's media processing).
-_WEB_ROLE_FEATURES = (
-    "NET-Framework-Core", "RSAT-ADDS", "Windows-Identity-Foundation", "Web-Server", "Web-Static-Content",
-    "Web-Default-Doc", "Web-Http-Errors", "Web-Dir-Browsing", "Web-Asp-Net", "Web-Net-Ext", "Web-ISAPI-Ext",
-    "Web-ISAPI-Filter", "Web-Http-Logging", "Web-Log-Libraries", "Web-Request-Monitor", "Web-Http-Tracing",
-    "Web-Basic-Auth", "Web-Windows-Auth", "Web-Client-Auth", "Web-Filtering", "Web-Stat-Compression",
-    "Web-Dyn-Compression", "NET-WCF-HTTP-Activation45", "Web-Asp-Net45", "Web-Mgmt-Tools", "Web-Scripting-Tools",
-    "Web-Mgmt-Compat", "Server-Media-Foundation", "BITS", "Telnet-Client",
-)
-WINDOWS_FEATURES = {
-    "FrontEnd": _WEB_ROLE_FEATURES,
-    "StandardEdition": _WEB_ROLE_FEATURES,
-    "Director": _WEB_ROLE_FEATURES,
-    "Mediation": ("NET-Framework-Core", "Windows-Identity-Foundation", "Server-Media-Foundation", "Telnet-Client"),
-    "Edge": ("NET-Framework-Core", "Windows-Identity-Foundation", "Telnet-Client"),
-}
 
 
 # The RoleName of the services a published topology installs on a computer of each role (Service /

@@ -12,13 +12,12 @@ from . import __version__
 from . import model as m
 from .plan import (
     EDGE_CONFIG_ZIP,
-    EDGE_EXTERNAL_PFX,
     STEP_FILES,
-    WINDOWS_FEATURES,
     DeploymentPlan,
     published_expectations,
     ServerPlan,
 )
+from .platform import fact, product, windows_features
 from .powershell import Raw, cmdlet, comment, quote, var
 from .resources import cache_dir, resource_dir
 
@@ -27,26 +26,36 @@ BOM = "\ufeff"
 
 @dataclass(frozen=True)
 class Meta:
-    """What every generated file says about where it came from."""
+    """What every generated file says about where it came from, and the deployment-wide settings."""
 
     source: str  # the topology file's name (not its path: the output must not depend on the cwd)
     digest: str
     version: str
-    product: str
-    media: str
+    product: str  # 2015, 2019, subscription
+    product_title: str
     install_path: str
-    smart_setup: str
+    module_path: str  # a full path, or '' for the product's default under %CommonProgramFiles%
+    module_default: str  # the product's module path below %CommonProgramFiles%
+    windows_server: tuple[tuple[str, str], ...]  # (version, OS build) the product runs on
+    cumulative_update: tuple[str, str] | None  # (installer, arguments)
 
     @classmethod
     def of(cls, topology: m.Topology, source_name: str, digest: str) -> "Meta":
+        version = topology.product_version
+        builds = fact("windows_server_builds")
+        supported = [v.value for v in topology.windows_server] or product(version)["windows_server"] or []
+        update = topology.cumulative_update
         return cls(
             source=PurePath(source_name).name,
             digest=digest,
             version=__version__,
-            product=str(topology.product_version),
-            media=topology.media.value if topology.media else "",
+            product=version,
+            product_title=product(version)["title"],
             install_path=topology.effective_install_path(),
-            smart_setup=topology.smart_setup.value if topology.smart_setup else "microsoft_update",
+            module_path=topology.module_path.value if topology.module_path else "",
+            module_default=fact("module_path").format(product=version),
+            windows_server=tuple((v, builds[v]) for v in supported if v in builds),
+            cumulative_update=(update.installer.value, update.arguments.value) if update else None,
         )
 
 
@@ -90,7 +99,7 @@ def _environment():
         bytecode_cache=_bytecode_cache(),
     )
     env.filters.update(ps=quote, comment=comment, md=markdown_text, mdcode=markdown_code, mermaid=_mermaid_label)
-    env.globals.update(cs=cmdlet, var=var, raw=Raw, pool_word=lambda pool: m.POOL_WORD[pool.kind])
+    env.globals.update(cs=cmdlet, var=var, raw=Raw, fact=fact, pool_word=lambda pool: m.POOL_WORD[pool.kind])
     return env
 
 
@@ -136,7 +145,6 @@ class Renderer:
             files=STEP_FILES,
             edge_config_zip=EDGE_CONFIG_ZIP,
             edge_config_host=plan.edge_config_host.fqdn if plan.edge_config_host else "",
-            edge_pfx=EDGE_EXTERNAL_PFX,
             # Text that is the same in every script, rendered once rather than once per script.
             shared=dict(functions=render_template("_functions.ps1.j2").rstrip("\n"), runner=render_template("_runner.ps1.j2").rstrip("\n")),
         )
@@ -144,7 +152,7 @@ class Renderer:
     def server(self, server: ServerPlan) -> dict[str, str]:
         """The scripts of one server's bundle: {file name: text with LF line ends}."""
         extra = {
-            "components": dict(features=tuple(dict.fromkeys(f for role in server.roles for f in WINDOWS_FEATURES[role]))),
+            "components": dict(features=windows_features(server.roles)),
             "certificates": dict(jobs=_certificate_jobs(server)),
             "start-pool": dict(members=self.members[id(server.pool)]),
             "export-edge-config": dict(edges=self.edges),
@@ -167,8 +175,18 @@ class Renderer:
                 if request.id not in seen:
                     seen.add(request.id)
                     certificates.append(request)
+        media_places: dict[str, list[str]] = {}
+        sources: dict[str, list[str]] = {}
+        for server in plan.servers:
+            media_places.setdefault(server.media, []).append(server.fqdn)
+            if server.windows_source:
+                sources.setdefault(server.windows_source, []).append(server.fqdn)
+        shared = sorted({r.pfx_name for server in plan.servers for r in server.requests if r.scope == "pool"})
         return render_template(
             "RUNBOOK.md.j2",
+            media_places=list(media_places.items()),
+            windows_sources=list(sources.items()),
+            shared_certificates=shared,
             plan=plan,
             meta=self.meta,
             waves=plan.waves(),

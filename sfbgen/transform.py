@@ -45,13 +45,13 @@ def _number(token: Token) -> m.Number:
 
 # Which pool statements each kind of pool allows, and which ones repeat.
 _POOL_ITEMS = {
-    "enterprise": {"front_end", "web_services", "mediation", "certificates"},
-    "standard": {"web_services", "mediation", "certificates"},
-    "director": {"server", "web_services", "certificates"},
-    "mediation": {"server", "next_hop", "certificates"},
-    "edge": {"server", "next_hop", "access_edge", "webconf_edge", "av_edge", "certificates"},
+    "enterprise": {"front_end", "web_services", "mediation", "certificates", "media", "windows_source"},
+    "standard": {"web_services", "mediation", "certificates", "media", "windows_source", "central_management_store"},
+    "director": {"server", "web_services", "certificates", "media", "windows_source"},
+    "mediation": {"server", "next_hop", "certificates", "media", "windows_source"},
+    "edge": {"server", "next_hop", "access_edge", "webconf_edge", "av_edge", "certificates", "internal_certificates", "media", "windows_source"},
 }
-_REPEATABLE = {"front_end", "server", "sip_domain", "simple_url", "site"}
+_REPEATABLE = {"front_end", "server", "sip_domain", "simple_url", "site", "pool"}
 _MEMBER_WORD = {"enterprise": "front_end", "director": "server", "mediation": "server", "edge": "server"}
 
 
@@ -97,6 +97,8 @@ class TopologyBuilder(Transformer):
             "web_services": "only Front End, Standard Edition and Director pools have web services",
             "next_hop": "only Edge and Mediation pools have a next hop",
             "mediation": "only a Front End pool or Standard Edition server collocates the Mediation Server role; a stand-alone one is a mediation_pool",
+            "internal_certificates": "only an Edge pool has an internal certificate of its own",
+            "central_management_store": "only a Standard Edition server holds the Central Management Store here (an Enterprise pool's is on its SQL Server)",
         }
         fix = fixes.get(item.key, f"remove it, or move it to a pool that has '{item.key}'")
         if block == "Standard Edition server" and item.key in ("front_end", "server"):
@@ -123,6 +125,10 @@ class TopologyBuilder(Transformer):
             name=_text(name),
             product=fields.get("product"),
             media=fields.get("media"),
+            windows_source=fields.get("windows_source"),
+            cumulative_update=fields.get("cumulative_update"),
+            module_path=fields.get("module_path"),
+            windows_server=tuple(fields.get("windows_server", ())),
             install_path=fields.get("install_path"),
             smart_setup=fields.get("smart_setup"),
             mobility=fields.get("mobility"),
@@ -133,10 +139,30 @@ class TopologyBuilder(Transformer):
         )
 
     def product(self, meta, children):
-        return Item("product", _number(children[0]), _meta_span(meta))
+        return Item("product", _name(children[0]), _meta_span(meta))
 
     def media(self, meta, children):
         return Item("media", _text(children[0]), _meta_span(meta))
+
+    def windows_source(self, meta, children):
+        return Item("windows_source", _text(children[0]), _meta_span(meta))
+
+    def cumulative_update(self, meta, children):
+        update = m.CumulativeUpdate.make(span=_meta_span(meta), installer=_text(children[0]), arguments=_text(children[1]))
+        return Item("cumulative_update", update, _meta_span(meta))
+
+    def module_path(self, meta, children):
+        return Item("module_path", _text(children[0]), _meta_span(meta))
+
+    def windows_server(self, meta, children):
+        return Item("windows_server", tuple(_name(c) for c in children), _meta_span(meta))
+
+    def internal_certificates(self, meta, children):
+        policy = self.certificates(meta, children).value
+        return Item("internal_certificates", policy, _meta_span(meta))
+
+    def central_management_store(self, meta, children):
+        return Item("central_management_store", _meta_span(meta), _meta_span(meta))
 
     def install_path(self, meta, children):
         return Item("install_path", _text(children[0]), _meta_span(meta))
@@ -206,11 +232,13 @@ class TopologyBuilder(Transformer):
     # -- sites and pools ----------------------------------------------------------------------------
 
     def site(self, meta, children):
-        name, *pools = children
+        name, *items = children
         site_name = _text(name)
+        fields = self._collect([i if isinstance(i, Item) else Item("pool", i, i.span) for i in items], "site")
         # Pools were built before their site was known; give each its site now.
-        pools = tuple(pool.model_copy(update={"site": site_name.value}) for pool in pools)
-        return Item("site", m.Site.make(span=_meta_span(meta), name=site_name, pools=pools), _meta_span(meta))
+        pools = tuple(pool.model_copy(update={"site": site_name.value}) for pool in fields.get("pool", ()))
+        site = m.Site.make(span=_meta_span(meta), name=site_name, pools=pools, windows_source=fields.get("windows_source"))
+        return Item("site", site, _meta_span(meta))
 
     def pool_body(self, meta, children):
         return list(children)

@@ -90,8 +90,12 @@ def test_edge_internal_and_external():
             "webconf_edge webcon.contoso.com av_edge av.contoso.com server edge01.contoso.com server edge02.contoso.com } }")
     certs, plan = certificates(body)
     for fqdn in ("edge01.contoso.com", "edge02.contoso.com"):
+        # deploy-edge-servers.md, "Internal Edge interface certificates", steps 3-6: one internal
+        # certificate for the pool's internal FQDN, requested on one Edge Server, exported with its
+        # private key and assigned on each.
         internal = certs[fqdn]["Internal"]
-        assert (internal.subject, internal.sans, internal.exportable_key) == (fqdn, (), False)
+        assert (internal.subject, internal.sans, internal.exportable_key) == ("edgepool.contoso.com", (), True)
+        assert (internal.scope, internal.requested_on, internal.pfx_name) == ("pool", "edge01.contoso.com", "EdgeInternal.pfx")
         external = certs[fqdn]["AccessEdgeExternal,DataEdgeExternal,AudioVideoAuthentication"]
         assert external.subject == "sip.contoso.com"
         assert external.sans == ("sip.contoso.com", "webcon.contoso.com", "sip.fabrikam.com")
@@ -100,6 +104,24 @@ def test_edge_internal_and_external():
         assert external.requested_on == "edge01.contoso.com"  # one request for the whole pool
     assert not plan.server("edge01.contoso.com").imports_shared(external)
     assert plan.server("edge02.contoso.com").imports_shared(external)
+    assert plan.server("edge02.contoso.com").imports_shared(internal)
+
+
+def test_a_public_edge_policy_leaves_the_internal_certificate_to_the_internal_ca():
+    """The pool's `certificates` block is the external certificate's; the internal one follows the
+    topology's (the internal CA) unless `internal_certificates` says otherwise, and a request for a
+    public CA never carries a template name (an Active Directory Certificate Services notion)."""
+    edge = ("edge_pool edgepool.contoso.com { next_hop se01.contoso.com access_edge sip.contoso.com "
+            "webconf_edge webcon.contoso.com av_edge av.contoso.com certificates { authority offline public } %s server edge01.contoso.com }")
+    base = 'site "S" { standard_edition se01.contoso.com { web_services external sex.contoso.com } ' + edge + " }"
+    certs, _ = certificates(base % "", policy='template "WebServer" ')
+    internal, external = certs["edge01.contoso.com"]["Internal"], certs["edge01.contoso.com"]["AccessEdgeExternal,DataEdgeExternal,AudioVideoAuthentication"]
+    assert (external.authority, external.policy.public, external.policy.template) == ("offline", True, None)
+    assert (internal.policy.public, internal.policy.template) == (False, "WebServer")
+    assert internal.authority == "online" and internal.policy.ca == "ca.contoso.com\\Contoso CA"
+    certs, _ = certificates(base % "internal_certificates { authority offline }", policy='template "WebServer" ')
+    internal = certs["edge01.contoso.com"]["Internal"]
+    assert (internal.authority, internal.policy.public, internal.policy.template) == ("offline", False, "WebServer")
 
 
 def test_oauth_once_global_and_first():

@@ -166,13 +166,13 @@ def test_a_folder_the_system_will_not_let_us_write_is_not_called_a_bug():
 def test_check_takes_several_files_and_reports_them_together(tmp_path):
     broken = SAMPLES / "invalid" / "unclosed-pool.sfb"
     warned = SAMPLES / "invalid" / "warnings-only.sfb"
-    run = sfbgen_cli("check", str(SAMPLES / "contoso.sfb"), str(broken), str(warned))
+    run = sfbgen_cli("check", str(SAMPLES / "fabrikam-2019.sfb"), str(broken), str(warned))
     assert run.returncode == 1  # the worst of the three
     assert f"{broken}:11:39: error SFB103" in run.stderr
     assert f"{warned}:11:18: warning SFB302" in run.stderr
     assert run.stderr.count("1 error, 3 warnings") == 1  # one summary for the whole run
     oks = [line for line in run.stderr.splitlines() if line.endswith(": ok")]
-    assert oks == [f"{SAMPLES / 'contoso.sfb'}: ok", f"{warned}: ok"]
+    assert oks == [f"{SAMPLES / 'fabrikam-2019.sfb'}: ok", f"{warned}: ok"]
 
     as_json = json.loads(sfbgen_cli("check", "--format", "json", str(broken), str(warned)).stdout)
     assert [d["file"] for d in as_json] == [str(broken)] + [str(warned)] * 3

@@ -30,6 +30,7 @@ topology "T" {
             webconf_edge wc.t.com
             av_edge av.t.com
             server edge1.t.com
+            media "D:\\SfB"
         }
     }
 }
@@ -50,13 +51,14 @@ FE3 = fe_lines(3)
 # (code, old text, new text, line, text on that line where the caret starts)
 CASES = [
     ("SFB101", "product 2015", "product 2015 2016", 2, "2016"),
-    ("SFB101", "product 2015", "product x", 2, "x"),
+    ("SFB101", "product 2015", 'product "2015"', 2, '"2015"'),
     ("SFB104", 'media "\\\\fs.t.com\\Media"', 'media "\\\\fs.t.com\\Media', 3, '"'),
     ("SFB105", "    product 2015\n", "    product 2015\n    product 2019\n", 3, "product"),
     ("SFB106", "            server edge1.t.com", "            server edge1.t.com\n            front_end x1.t.com", 23, "front_end"),
     ("SFB106", 'simple_url dialin "https://dialin.t.com"', 'simple_url dialin "https://dialin.t.com" for t.com', 6, "for |t.com"),
     ("SFB107", "    product 2015\n", "", 1, '"|T"'),
     ("SFB108", "    product 2015\n", "    product 2015\n    smart_setup sometimes\n", 3, "sometimes"),
+    ("SFB109", "    product 2015\n", "    product 2015\n    smart_setup wsus\n", 3, "wsus"),
     ("SFB201", "front_end fe3.t.com", "front_end fe1.t.com", 15, "fe1.t.com"),
     ("SFB201", "access_edge sip.t.com", "access_edge web.t.com", 19, "web.t.com"),
     ("SFB202", "front_end fe3.t.com", "front_end fe3..t.com", 15, "fe3..t.com"),
@@ -92,11 +94,13 @@ CASES = [
     ("SFB251", "    product 2015\n", '    product 2015\n    install_path "Program Files\\Skype"\n', 3, "Program"),
     ("SFB251", "    product 2015\n", '    product 2015\n    install_path "\\\\server\\share"\n', 3, "\\\\server"),
     ("SFB252", 'media "\\\\fs.t.com\\Media"', 'media "Media\\SfB"', 3, "Media\\SfB"),
-    ("SFB253", "    }\n}\n", '    }\n    site "S" {\n        standard_edition se.t.com { web_services external sex.t.com }\n    }\n}\n', 25, '"|S"'),
+    ("SFB253", "    }\n}\n", '    }\n    site "S" {\n        standard_edition se.t.com { web_services external sex.t.com }\n    }\n}\n', 26, '"|S"'),
     ("SFB207", FE3 + "\n", "            front_end pool.t.com\n", 13, "pool.t.com"),
     ("SFB208", "            server edge1.t.com\n", "            server edge1.t.com\n            server edge.t.com\n", 23, "edge.t.com"),
     ("SFB209", "            web_services external web.t.com\n", "            web_services external web.t.com\n            mediation standalone\n", 13, "standalone"),
     ("SFB264", "    site \"S\" {\n", "    site \"S\" {\n        director_pool dir.t.com { web_services internal dirweb.t.com server dir1.t.com }\n", 11, "dirweb.t.com"),
+    ("SFB254", "    site \"S\" {\n", "    site \"S\" {\n        standard_edition a.t.com { central_management_store }\n        standard_edition b.t.com { central_management_store }\n", 12, "central_management_store"),
+    ("SFB255", '            media "D:\\SfB"\n', "", 17, "edge.t.com"),
     ("SFB263", "    site \"S\" {\n", "    site \"S\" {\n        standard_edition se.t.com { web_services internal other.t.com external sex.t.com }\n", 11, "other.t.com"),
     ("SFB290", 'media "\\\\fs.t.com\\Media"', 'media "\\\\fs.t.com\\Me\x01dia"', 3, "\x01"),
     ("SFB290", 'site "S"', 'site "S\u202eevil"', 10, "\u202e"),

@@ -23,7 +23,7 @@ OPTIONS = ImportOptions(media="\\\\files.contoso.com\\Media\\SfB", ca="ca01.cont
 REAL = {
     "AutomatedLab_SfBAutomatedLab_Contoso.tbxml": dict(
         format="Topology Builder document",
-        product=2015,
+        product="2015",
         servers={
             **{f"xfrontend{i}.contoso.com": ("frontendpool.contoso.com", ["FrontEnd", "Mediation"]) for i in range(1, 5)},
             **{f"xedge{i}.contoso.com": ("edgepool.contoso.com", ["Edge"]) for i in range(1, 4)},
@@ -35,7 +35,7 @@ REAL = {
     ),
     "alvinchen1_ExchangeSkypeMDTAutomate_OTC.tbxml": dict(
         format="Topology Builder document",
-        product=2019,
+        product="2019",
         servers={"OCT-EXH-002.otc.lab": ("OCT-EXH-002.otc.lab", ["StandardEdition", "Mediation"])},
         names={"OCT-EXH-002.otc.lab": {"OCT-EXH-002.otc.lab", "meet.otc.lab", "dialin.otc.lab"}},
         not_deployed=set(),
@@ -43,7 +43,7 @@ REAL = {
     ),
     "rlevchenko_powershell-skype_DefaultTopology.xml": dict(
         format="published topology",
-        product=2015,
+        product="2015",
         servers={"SKYPE-FE-01.tenant.rlevchenko.com": ("poolfe.tenant.rlevchenko.com", ["FrontEnd"])},
         names={"poolfe.tenant.rlevchenko.com": {"poolfe.tenant.rlevchenko.com", "SKYPE-FE-01.tenant.rlevchenko.com"}},
         not_deployed={"srv-sql-01.tenant.rlevchenko.com", "tenant.rlevchenko.com", "srv-owa-01.tenant.rlevchenko.com"},
@@ -51,7 +51,7 @@ REAL = {
     ),
     "ibenbouzid_SkypeforBusiness_lab_V3_DefaultTopology_Skype.xml": dict(
         format="published topology",
-        product=2015,
+        product="2015",
         servers={"skypefe.contoso.com": ("skypefe.contoso.com", ["StandardEdition", "Mediation"]),
                  "Edge.contoso.com": ("Edge.contoso.com", ["Edge"])},
         names={"skypefe.contoso.com": {"skypefe.contoso.com", "meet.contoso.com"}, "sip.contoso.com": {"sip.contoso.com"}},
@@ -60,7 +60,7 @@ REAL = {
     ),
     "ibenbouzid_SkypeforBusiness_lab_V2_DefaultTopology_Skype.xml": dict(
         format="published topology",
-        product=2015,
+        product="2015",
         servers={"skypefe.contoso.com": ("skypefe.contoso.com", ["StandardEdition", "Mediation"]),
                  "Edge.contoso.com": ("Edge.contoso.com", ["Edge"])},
         names={"skypefe.contoso.com": {"skypefe.contoso.com"}, "sip.contoso.com": {"sip.contoso.com"}},

@@ -26,7 +26,10 @@ REPEATABLE = {
     "Enable-CsComputer": "enables what the topology names, again without harm",
     "Export-CsConfiguration": "-Force replaces the earlier export with the current configuration",
     "Invoke-Installer": "Bootstrapper.exe installs only what is missing",
-    "&": "SmartSetupWithWSUS.ps1 writes the same setting again",
+    "Request-CsCertificate": "runs only when no assigned, issued or pending certificate fits: Find-FitCertificate and Request-CsCertificate -List look first",
+    "Import-CsCertificate": "imports only when no assigned or issued certificate fits; the same certificate imported again stays one entry of the store",
+    "Install-CsDatabase": "without -Clean it keeps the databases it finds (Install-CsDatabase.md, -Clean)",
+    "Set-CsConfigurationStoreLocation": "sets the same service control point again (Set-CsConfigurationStoreLocation.md)",
     "New-Item": "-Force on a folder that exists does nothing",
     "Set-Content": "the completion record is rewritten with the same content",
     "Start-Transcript": "a new log file per run",
@@ -89,6 +92,8 @@ def _changes(source: bytes):
         if node.type != "command":
             continue
         name = _command_name(source, node)
+        if name == "Request-CsCertificate" and " -List" in _text(source, node):
+            continue  # lists pending requests: a read (Request-CsCertificate.md, -List)
         if name and _is_changing(name):
             yield name, node
 

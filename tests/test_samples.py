@@ -11,11 +11,17 @@ from tests.conftest import SAMPLES, VALID_SAMPLES
 INVALID = sorted((SAMPLES / "invalid").glob("*.sfb"))
 
 
+# The reference sample is kept byte for byte as the language issue wrote it (below). Two things in it are
+# now known to need attention, and the checker says so: Smart Setup does nothing when setup runs
+# through Bootstrapper (SFB109), and its Edge pool reads the media from an internal share (SFB255).
+EXPECTED_WARNINGS = {"contoso": ["SFB109", "SFB255"]}
+
+
 @pytest.mark.parametrize("sample", VALID_SAMPLES, ids=lambda p: p.stem)
 def test_valid_sample_is_clean(sample):
     result = check_file(sample)
     assert result.ok
-    assert result.diagnostics == []
+    assert sorted(d.code for d in result.diagnostics) == EXPECTED_WARNINGS.get(sample.stem, [])
 
 
 @pytest.mark.parametrize("sample", INVALID, ids=lambda p: p.stem)

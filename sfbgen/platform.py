@@ -1,0 +1,34 @@
+"""Platform facts: what the generated scripts know of Windows and Skype for Business Server.
+
+Every name a script relies on — a path, an installer and its switches, a service, a registry key, a
+Windows feature, a supported Windows Server — lives in `data/platform.json` with its source, so that a
+reviewer checks each fact once, in one place. Templates read them with `fact(name)`.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from .resources import data_file
+
+
+@cache
+def _facts() -> dict:
+    return json.loads(data_file("platform.json").read_text(encoding="utf-8"))["facts"]
+
+
+def fact(name: str):
+    """The value of a platform fact (a KeyError names a fact the file does not hold)."""
+    return _facts()[name]["value"]
+
+
+def product(version: str) -> dict:
+    """What Microsoft documents of a product version: title, Windows Server versions, pool rules."""
+    return fact("products").get(version, fact("products")["2015"])
+
+
+def windows_features(roles: tuple[str, ...]) -> tuple[str, ...]:
+    """The Windows features a computer running `roles` needs, each once, in the documented order."""
+    table = fact("windows_features")
+    return tuple(dict.fromkeys(feature for role in roles for feature in table[role]))
