@@ -560,6 +560,10 @@ def check_certificate_policy(topology: m.Topology, report: Reporter) -> None:
             ca_fqdn, sep, ca_name = policy.ca.value.partition("\\")
             if not sep or not ca_name.strip() or fqdn_problem(ca_fqdn):
                 report("SFB303", policy.ca.span, f"'{_display(policy.ca.value)}' is not an online authority", 'write it as "<CA server FQDN>\\<CA name>", e.g. "ca01.contoso.com\\Contoso Issuing CA"')
+        for label in ("organization", "unit", "city", "state"):
+            value = getattr(policy, label)
+            if value is not None and "," in value.value:
+                report("SFB309", value.span, f"the {label} '{_display(value.value)}' holds a comma, and Request-CsCertificate documents no escaping of the subject it builds from it", "check the issued certificate's subject (the script checks the common name only), or leave the comma out")
         if policy.country is not None and not re.fullmatch(r"[A-Z]{2}", policy.country.value):
             report("SFB304", policy.country.span, f"the country '{_display(policy.country.value)}' is not a two-letter country code", "write an ISO 3166 code such as US or DE")
         if policy.template is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 ._-]*", policy.template.value):

@@ -141,6 +141,7 @@ CATALOG: dict[str, Rule] = {
     "SFB306": Rule(W, "wildcard subject name", "../shared/reference/sfb-deployment.md, 'Certificates per role': no wildcard as a subject name"),
     "SFB307": Rule(W, "too many names for one certificate request", "public CAs' common limit of 100 names"),
     "SFB308": Rule(E, "certificate template malformed", "Request-CsCertificate.md, -Template: the template's name"),
+    "SFB309": Rule(W, "comma in a subject field", "Request-CsCertificate.md: -Organization, -OU, -City, -State are strings; how a comma in them reaches the subject is not documented"),
     "SFB401": Rule(E, "not a topology document", "sfbgen import: a Topology Builder document or a published topology"),
     "SFB402": Rule(E, "malformed or unsafe XML", "sfbgen import: XML 1.0 without DTDs or entities (defusedxml)"),
     "SFB403": Rule(E, "topology object cannot be expressed", "sfbgen import: the language's names and strings"),

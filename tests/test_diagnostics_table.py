@@ -113,6 +113,7 @@ CASES = [
     ("SFB304", "authority online", 'country "USA"\n        authority online', 8, "USA"),
     ("SFB305", "            server edge1.t.com\n", "            server edge1.t.com\n            certificates { authority offline public }\n", 17, "edge.t.com"),
     ("SFB306", "access_edge sip.t.com", "access_edge *.t.com", 17, "edge.t.com"),
+    ("SFB309", "authority online", 'organization "Fabrikam, Inc."\n        authority online', 8, "Fabrikam, Inc."),
     ("SFB308", "authority online", 'template "Web$(Server)"\n        authority online', 8, "Web$(Server)"),
 ]
 
