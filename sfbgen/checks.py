@@ -1,8 +1,9 @@
 """Semantic checks: every rule a published topology must satisfy, reported all at once.
 
 Each check is a small function over the model that yields diagnostics; `run_checks` runs them all.
-The rules come from Microsoft's planning documentation (see ../shared/reference/sfb-deployment.md):
-pool sizes, next hops, simple URLs, web services FQDNs, certificate policy.
+sfbgen is never stricter than Topology Builder: every refusal enforces a rule of Microsoft's, named
+in the check's comment and, for every code, in `diagnostics.CATALOG` (its `source`); what no
+Microsoft rule refuses is at most a warning.
 """
 
 from __future__ import annotations
@@ -238,6 +239,7 @@ def check_settings(topology: m.Topology, report: Reporter) -> None:
 
 
 def check_sites(topology: m.Topology, report: Reporter) -> None:
+    # SFB253: Get-CsPool.md, -Site (a site is named by its DisplayName). SFB226: the seed, Step 1 note.
     seen: dict[str, m.Site] = {}
     for site in topology.sites:
         key = site.name.value.casefold()
@@ -306,6 +308,8 @@ def _may_share(a: tuple[str, m.Name, m.Pool], b: tuple[str, m.Name, m.Pool]) -> 
 
 
 def check_fqdns(topology: m.Topology, report: Reporter) -> None:
+    # SFB201: Get-CsPool.md / Get-CsComputer.md, -Identity is the FQDN. SFB202: RFC 1035 2.3.1, RFC 1123 2.1.
+    # SFB203: Microsoft, "Naming conventions in Active Directory" (NetBIOS computer names: 15 characters).
     seen: dict[str, tuple[str, m.Name, m.Pool]] = {}
     for entry in _fqdns(topology):
         label, name, pool = entry
@@ -336,6 +340,7 @@ def check_fqdns(topology: m.Topology, report: Reporter) -> None:
 
 
 def check_sip_domains(topology: m.Topology, report: Reporter) -> None:
+    # SFB204-206: the published topology names one DefaultDomain among its InternalDomains.
     seen: dict[str, m.SipDomain] = {}
     for domain in topology.sip_domains:
         problem = fqdn_problem(domain.name.value)
@@ -369,6 +374,7 @@ def _url_key(url: str) -> str:
 
 
 def check_simple_urls(topology: m.Topology, report: Reporter) -> None:
+    # SFB210-219: simple-urls.md, "Simple URL naming and validation rules" (Topology Builder enforces them).
     domains = {d.name.value.lower(): d for d in topology.sip_domains}
     primary = (topology.primary_sip_domain or "").lower()
     pool_fqdns = {pool.fqdn.value.lower() for pool in topology.pools()}
@@ -448,6 +454,7 @@ def _check_url_syntax(url: m.SimpleUrl, pool_fqdns: set[str], report: Reporter) 
 
 
 def check_pools(topology: m.Topology, report: Reporter) -> None:
+    # SFB220-223: pool sizes of sfbgen/data/platform.json (products), from sfb-deployment.md "Pool sizes".
     from .platform import product
 
     version = topology.product_version
@@ -514,6 +521,7 @@ def check_collocated_mediation(topology: m.Topology, report: Reporter) -> None:
 
 
 def check_next_hops(topology: m.Topology, report: Reporter) -> None:
+    # SFB230-232: Topology Builder help, add-edge-server-next-hop.md and add-mediation-server-nexthop.md.
     pools = {pool.fqdn.value.lower(): pool for pool in topology.pools()}
     pool_of_server = {server.fqdn.value.lower(): pool for pool, server in topology.servers()}
     for pool in topology.pools():
@@ -536,6 +544,7 @@ def check_next_hops(topology: m.Topology, report: Reporter) -> None:
 
 
 def check_edges(topology: m.Topology, report: Reporter) -> None:
+    # SFB240: edge-environmental-requirements.md, the external FQDNs of the three Edge services.
     for pool in topology.pools():
         if not isinstance(pool, m.EdgePool):
             continue
@@ -549,6 +558,7 @@ def check_edges(topology: m.Topology, report: Reporter) -> None:
 
 
 def check_certificate_policy(topology: m.Topology, report: Reporter) -> None:
+    # SFB301/303/304/308: Request-CsCertificate.md (-KeySize, -CA, -Country, -Template).
     for policy in _policies(topology):
         if policy.key_size is not None:
             size = policy.key_size.value
