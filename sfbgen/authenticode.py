@@ -38,6 +38,8 @@ OID_SPC_STATEMENT_TYPE = "1.3.6.1.4.1.311.2.1.11"
 OID_SPC_INDIVIDUAL = "1.3.6.1.4.1.311.2.1.21"
 OID_RFC3161_TIMESTAMP = "1.3.6.1.4.1.311.3.3.1"
 OID_COUNTERSIGNATURE = "1.2.840.113549.1.9.6"
+# Digest algorithms a signature may use: SHA-256 or stronger (MD5 and SHA-1 are refused).
+STRONG_HASHES = ("sha256", "sha384", "sha512")
 OID_CODE_SIGNING = x509.oid.ExtendedKeyUsageOID.CODE_SIGNING
 # The PowerShell subject interface package {603BCC1F-4B59-4E08-B724-D2C6297EF351}, Windows byte order.
 POWERSHELL_SIP_GUID = bytes.fromhex("1fcc3b60594b084eb724d2c6297ef351")
@@ -107,16 +109,26 @@ def _decode_script(data: bytes) -> str:
 
 
 def split_signature(data: bytes) -> tuple[str, str | None]:
-    """(script text that is hashed, base64 of the signature or None when unsigned)."""
+    """(script text that is hashed, base64 of the signature or None when unsigned).
+
+    The first signature marker starts the block, as osslsigncode reads it (a text that holds the
+    marker twice is refused before signing), and nothing may follow the end line: bytes there would
+    run without being signed.
+    """
     text = _decode_script(data)
     marker = "\r\n" + BEGIN + "\r\n"
-    index = text.rfind(marker)
+    index = text.find(marker)
     if index < 0:
+        if BEGIN in text:
+            raise AuthenticodeError("a signature marker that does not start a signature block")
         return text, None
     block = text[index + len(marker) :]
     lines = []
-    for line in block.split("\r\n"):
+    rest = block.split("\r\n")
+    for position, line in enumerate(rest):
         if line == END:
+            if any(rest[position + 1 :]):
+                raise AuthenticodeError("there is text after the end of the signature block")
             break
         if not line.startswith("# "):
             raise AuthenticodeError("the signature block has a line that is not a '# ' comment")
@@ -335,6 +347,7 @@ class Verdict:
     thumbprint: str = ""
     timestamp: dt.datetime | None = None
     form: str = ""  # 'pkcs7-v1' (Set-AuthenticodeSignature) or 'signedcms-v3' (.NET SignedCms)
+    notes: list[str] = field(default_factory=list)  # what was not held against it, and why
 
     @property
     def ok(self) -> bool:
@@ -382,43 +395,19 @@ def _verify_raw(cert: x509.Certificate, signature: bytes, data: bytes, hash_name
         return False
 
 
-def _chain_problems(leaf: x509.Certificate, pool: list[x509.Certificate], anchors: list[x509.Certificate], at: dt.datetime) -> list[str]:
-    """Build a path from `leaf` to one of `anchors`; report what stops it."""
-    anchor_fingerprints = {a.fingerprint(hashes.SHA256()) for a in anchors}
-    candidates = pool + anchors
-    current, seen = leaf, set()
-    for _ in range(10):
-        if not (current.not_valid_before_utc <= at <= current.not_valid_after_utc):
-            return [f"the certificate {current.subject.rfc4514_string()} is not valid at {at:%Y-%m-%d %H:%M} UTC (valid {current.not_valid_before_utc:%Y-%m-%d} to {current.not_valid_after_utc:%Y-%m-%d})"]
-        if current.fingerprint(hashes.SHA256()) in anchor_fingerprints:
-            return []
-        seen.add(current.fingerprint(hashes.SHA256()))
-        issuer = None
-        for candidate in candidates:
-            if candidate.subject == current.issuer and candidate.fingerprint(hashes.SHA256()) not in seen | ({current.fingerprint(hashes.SHA256())} if candidate.subject != current.subject else set()):
-                try:
-                    current.verify_directly_issued_by(candidate)
-                except (ValueError, TypeError, InvalidSignature):
-                    continue
-                issuer = candidate
-                break
-        if issuer is None:
-            if current.issuer == current.subject:
-                # A self-signed certificate that is not an anchor.
-                name = current.subject.rfc4514_string()
-                if any(a.subject == current.subject for a in anchors):
-                    return [f"the chain ends at {name}, but the trusted certificate of that name is another one (another key)"]
-                return [f"the chain ends at {name}, which is not a trusted root (give it with --trust)"]
-            return [f"no issuer of {current.subject.rfc4514_string()} among the trusted roots and the signature's certificates"]
-        current = issuer
-    return ["the certificate chain is too long"]
+@dataclass
+class _Timestamp:
+    when: dt.datetime | None = None
+    tsa: x509.Certificate | None = None  # the certificate that signed the timestamp
+    pool: list[x509.Certificate] = field(default_factory=list)  # certificates that came with it
+    problems: list[str] = field(default_factory=list)
 
 
-def _timestamp_time(signer_info, signature: bytes, certs: list[x509.Certificate]) -> tuple[dt.datetime | None, list[str]]:
-    """The time a timestamp vouches for, and problems with the timestamp (None when there is none)."""
+def _timestamp(signer_info, signature: bytes, certs: list[x509.Certificate]) -> _Timestamp:
+    """The time a timestamp vouches for, who vouches for it, and problems with it (an empty result when there is none)."""
     attrs = signer_info["unsigned_attrs"]
     if not attrs or attrs.native is None:
-        return None, []
+        return _Timestamp()
     for attr in attrs:
         oid = attr["type"].dotted
         if oid == OID_RFC3161_TIMESTAMP:
@@ -428,17 +417,20 @@ def _timestamp_time(signer_info, signature: bytes, certs: list[x509.Certificate]
             info = tsp.TSTInfo.load(info_der)
             imprint = info["message_imprint"]
             algorithm = imprint["hash_algorithm"]["algorithm"].native
+            if algorithm not in STRONG_HASHES:
+                return _Timestamp(problems=[f"the RFC 3161 timestamp uses {algorithm}; sfbgen accepts SHA-256 or stronger"])
             if hashlib.new(algorithm, signature).digest() != imprint["hashed_message"].native:
-                return None, ["the RFC 3161 timestamp is for another signature"]
+                return _Timestamp(problems=["the RFC 3161 timestamp is for another signature"])
             # The token itself must be signed by the timestamp authority's certificate it carries.
             token_signer = signed_token["signer_infos"][0]
-            tsa = _find_signer(_load_certificates(signed_token), token_signer["sid"])
+            token_certs = _load_certificates(signed_token)
+            tsa = _find_signer(token_certs, token_signer["sid"])
             token_hash = token_signer["digest_algorithm"]["algorithm"].native
             digests = [a["values"][0].native for a in token_signer["signed_attrs"] if a["type"].native == "message_digest"]
-            if (tsa is None or digests != [hashlib.new(token_hash, info_der).digest()]
+            if (tsa is None or token_hash not in STRONG_HASHES or digests != [hashlib.new(token_hash, info_der).digest()]
                     or not _verify_raw(tsa, token_signer["signature"].native, _reencode_set(token_signer["signed_attrs"]), token_hash)):
-                return None, ["the RFC 3161 timestamp token does not verify"]
-            return info["gen_time"].native, []
+                return _Timestamp(problems=["the RFC 3161 timestamp token does not verify"])
+            return _Timestamp(info["gen_time"].native, tsa, token_certs + certs)
         if oid == OID_COUNTERSIGNATURE:
             counter = cms.SignerInfo.load(attr["values"][0].dump())
             when, digest = None, None
@@ -448,14 +440,16 @@ def _timestamp_time(signer_info, signature: bytes, certs: list[x509.Certificate]
                 elif sattr["type"].native == "message_digest":
                     digest = sattr["values"][0].native
             algorithm = counter["digest_algorithm"]["algorithm"].native
+            if algorithm not in STRONG_HASHES:
+                return _Timestamp(problems=[f"the timestamp countersignature uses {algorithm}; sfbgen accepts SHA-256 or stronger"])
             if digest != hashlib.new(algorithm, signature).digest():
-                return None, ["the timestamp countersignature is for another signature"]
+                return _Timestamp(problems=["the timestamp countersignature is for another signature"])
             tsa = _find_signer(certs, counter["sid"])
             signed = _reencode_set(counter["signed_attrs"])
             if tsa is None or not _verify_raw(tsa, counter["signature"].native, signed, algorithm):
-                return None, ["the timestamp countersignature does not verify"]
-            return when, []
-    return None, []
+                return _Timestamp(problems=["the timestamp countersignature does not verify"])
+            return _Timestamp(when, tsa, certs)
+    return _Timestamp()
 
 
 def _reencode_set(signed_attrs) -> bytes:
@@ -463,9 +457,20 @@ def _reencode_set(signed_attrs) -> bytes:
     return b"\x31" + signed_attrs.dump()[1:]
 
 
-def verify_script(data: bytes, anchors: list[x509.Certificate], now: dt.datetime | None = None) -> Verdict:
-    """Check the Authenticode signature of one script against the trust `anchors`."""
+def verify_script(data: bytes, anchors: list[x509.Certificate], now: dt.datetime | None = None,
+                  tsa_anchors: list[x509.Certificate] | None = None, require_bom: bool = False) -> Verdict:
+    """Check the Authenticode signature of one script against the trust `anchors`.
+
+    A timestamp counts only when its authority chains to one of `tsa_anchors` for timestamping;
+    otherwise the signer's certificate must be valid `now`. Digests must be SHA-256 or stronger.
+    `require_bom`: the file must start with the UTF-8 byte-order mark sfbgen writes (without one,
+    Windows guesses the encoding, and may hash other text than this check does).
+    """
+    from .chains import CODE_SIGNING, TIME_STAMPING, chain_problems
+
     now = now or dt.datetime.now(dt.timezone.utc)
+    if require_bom and not data.startswith(b"\xef\xbb\xbf"):
+        return Verdict(signed=False, problems=["the script does not start with the UTF-8 byte-order mark sfbgen writes"])
     try:
         text, encoded = split_signature(data)
     except (AuthenticodeError, UnicodeDecodeError) as exc:
@@ -499,6 +504,12 @@ def verify_script(data: bytes, anchors: list[x509.Certificate], now: dt.datetime
         return Verdict(signed=True, problems=[f"malformed signature: {exc}"])
 
     verdict = Verdict(signed=True, form=form)
+    signer_hash = signer_info["digest_algorithm"]["algorithm"].native
+    for label, name in (("script digest", algorithm), ("signature digest", signer_hash)):
+        if name not in STRONG_HASHES:
+            verdict.problems.append(f"the {label} is {name}; sfbgen accepts SHA-256 or stronger")
+    if verdict.problems:
+        return verdict
     if info["content_type"].dotted != "1.2.840.113549.1.7.2":
         verdict.problems.append("the signature is not a PKCS#7 SignedData")
     if signed_data["encap_content_info"]["content_type"].dotted != OID_SPC_INDIRECT_DATA:
@@ -507,7 +518,6 @@ def verify_script(data: bytes, anchors: list[x509.Certificate], now: dt.datetime
         verdict.problems.append(f"unexpected SignedData version {version}")
     if script_digest(text, algorithm) != embedded_hash:
         verdict.problems.append("the script was changed after it was signed (hash mismatch)")
-    signer_hash = signer_info["digest_algorithm"]["algorithm"].native
     message_digest = content_type = None
     for attr in signer_info["signed_attrs"]:
         if attr["type"].native == "message_digest":
@@ -527,16 +537,18 @@ def verify_script(data: bytes, anchors: list[x509.Certificate], now: dt.datetime
     signature = signer_info["signature"].native
     if not _verify_raw(signer, signature, _reencode_set(signer_info["signed_attrs"]), signer_hash):
         verdict.problems.append("the signature does not verify with the signer's key")
-    try:
-        usages = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        if OID_CODE_SIGNING not in usages:
-            verdict.problems.append("the signer's certificate is not for code signing (no codeSigning extended key usage)")
-    except x509.ExtensionNotFound:
-        pass
-    when, ts_problems = _timestamp_time(signer_info, signature, certs)
-    verdict.problems.extend(ts_problems)
-    verdict.timestamp = when
-    verdict.problems.extend(_chain_problems(signer, certs, anchors, when or now))
+    stamp = _timestamp(signer_info, signature, certs)
+    verdict.problems.extend(stamp.problems)
+    at = now
+    if stamp.when is not None and stamp.tsa is not None:
+        # A timestamp counts only from an authority the user trusts for timestamping.
+        distrust = chain_problems(stamp.tsa, stamp.pool, tsa_anchors or [], stamp.when, TIME_STAMPING)
+        if distrust:
+            verdict.notes.append("the timestamp is not trusted (" + distrust[0].split(": ", 1)[-1] + "); validity is judged now")
+        else:
+            verdict.timestamp = stamp.when
+            at = stamp.when
+    verdict.problems.extend(chain_problems(signer, certs, anchors, at, CODE_SIGNING))
     return verdict
 
 

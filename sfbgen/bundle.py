@@ -23,23 +23,15 @@ _OLD_PREFIX = ".sfbgen-old-"
 
 
 def write_file_atomically(path: Path, data: bytes) -> None:
-    """Write one file whole or not at all: a temporary file beside it, flushed, then renamed over it."""
-    import tempfile
+    """Write one file whole or not at all: a private temporary file beside it, then renamed over it."""
+    from .signing import write_new_file
 
-    folder = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+    write_new_file(path, data, 0o644)
+
+
+def marker_bytes(marker: dict) -> bytes:
+    """The marker file's bytes: one fixed form, so that the signed manifest can list it."""
+    return (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
 def _parked(out: Path, prefix: str) -> list[Path]:
@@ -57,7 +49,8 @@ def recover(out: Path) -> None:
 
 
 def check_destination(out: Path, inputs: list[Path]) -> None:
-    """Refuse an output folder that is not ours, or whose replacement would remove an input."""
+    """Refuse an output folder that is not ours, or whose replacement would remove an input (the
+    topology, the signing key or certificate)."""
     resolved = out.resolve()
     for source in inputs:
         source = source.resolve()
@@ -65,14 +58,48 @@ def check_destination(out: Path, inputs: list[Path]) -> None:
             raise UsageError(f"the output folder {out} contains the input {source}; choose another --out")
     if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
         raise UsageError(f"refusing to use {out} as the output folder; choose a folder of its own")
+    if out.is_symlink():
+        raise UsageError(f"{out} is a link; sfbgen writes bundles only to a real folder: choose another --out")
     if out.exists():
         if not out.is_dir():
             raise UsageError(f"{out} exists and is not a folder; choose another --out")
-        if any(out.iterdir()) and not (out / MARKER).is_file():
-            raise UsageError(
-                f"{out} exists and was not created by sfbgen (no {MARKER} file); "
-                "sfbgen replaces only its own bundles: choose an empty or new folder"
-            )
+        if any(out.iterdir()):
+            problem = _not_our_bundle(out)
+            if problem:
+                raise UsageError(
+                    f"{out} exists and is not a bundle sfbgen made ({problem}); "
+                    "sfbgen replaces only its own bundles: choose an empty or new folder"
+                )
+
+
+def _not_our_bundle(out: Path) -> str | None:
+    """Why `out` is not a whole sfbgen bundle, or None. A marker file alone proves nothing (anyone can
+    write one): every file in the folder must be one its manifest lists or names as produced on a
+    server, so that replacing the folder can remove nothing sfbgen did not write."""
+    from . import manifest as mf
+    from .authenticode import split_signature
+
+    try:
+        marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
+        if not isinstance(marker, dict) or marker.get("generator") != "sfbgen":
+            return f"its {MARKER} file is not sfbgen's"
+    except (OSError, ValueError):
+        return f"no {MARKER} file"
+    listed: set[str] = {MARKER}
+    try:
+        if (out / mf.ROOT_NAME).is_file():
+            listing = mf.parse(split_signature((out / mf.ROOT_NAME).read_bytes())[0])
+            listed |= {e.path for e in listing.files} | set(listing.produced_on_server) | {mf.ROOT_NAME}
+        else:  # a bundle of sfbgen 0.1 (MANIFEST.json)
+            legacy = json.loads((out / "MANIFEST.json").read_text(encoding="utf-8"))
+            listed |= {entry["path"] for entry in legacy["files"]} | {"MANIFEST.json"}
+            listed |= {p.relative_to(out).as_posix() for p in out.glob("*/manifest.json")}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"its manifest cannot be read: {exc}"
+    for path in out.rglob("*"):
+        if path.is_symlink() or (path.is_file() and path.relative_to(out).as_posix() not in listed):
+            return f"{path.relative_to(out).as_posix()} is not one of its files"
+    return None
 
 
 _libc = None
@@ -101,7 +128,7 @@ class BundleWriter:
     temporary folder and leaves `out` as it was.
     """
 
-    def __init__(self, out: Path, inputs: list[Path], marker: dict):
+    def __init__(self, out: Path, inputs: list[Path]):
         self.out = Path(out)
         nearest = next(p for p in (self.out.parent, *self.out.parent.parents) if p.exists())
         if not nearest.is_dir():
@@ -109,7 +136,6 @@ class BundleWriter:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         recover(self.out)
         check_destination(self.out, inputs)
-        self.marker = marker
         self.tmp = self.out.parent / f"{_TMP_PREFIX}{self.out.name}-{os.getpid()}"
         self._root = ""
         self._made: set[str] = set()
@@ -140,7 +166,6 @@ class BundleWriter:
 
     def commit(self) -> None:
         out, tmp = self.out, self.tmp
-        (tmp / MARKER).write_text(json.dumps(self.marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if out.exists():
             if _exchange(tmp, out):
                 self._committed = True

@@ -89,6 +89,12 @@ def effective_policy(topology: m.Topology, pool: m.Pool | None, internal_edge: b
     for layer in layers:
         if layer.authority is not None:
             authority, ca, public = layer.authority, (layer.ca.value if layer.ca else None), layer.public
+    if internal_edge and not (own is not None and own.authority is not None):
+        # An Edge Server is not a domain member and cannot enroll with an enterprise CA online: its
+        # internal certificate goes to the internal CA as an offline request unless the pool's
+        # `internal_certificates` block says otherwise (deploy-edge-servers.md, "Internal Edge
+        # interface certificates": a request file submitted to the CA).
+        authority, public = "offline", False
     key = pick("key_size")
     return Policy(
         authority=authority if (authority == "offline" or ca) else "offline",

@@ -122,7 +122,9 @@ def compile_(
 
     try:
         signer = _signer(sign_pfx, sign_cert, sign_key, timestamp_url)
-        result = compile_file(file, out, signer, keep_files=False)
+        # The key and certificate files are inputs --out may never contain: replacing the bundle would delete them.
+        keys = tuple(p for p in (sign_pfx, sign_cert, sign_key) if p is not None)
+        result = compile_file(file, out, signer, keep_files=False, protected=keys)
     except DiagnosticsError as exc:
         _emit_text_or_json(exc.diagnostics, exc.sources, format)
         raise typer.Exit(_exit_code(exc.diagnostics))
@@ -183,25 +185,40 @@ def certs(
 @app.command()
 def verify(
     paths: list[Path] = typer.Argument(..., help="A compiled bundle folder, or signed script files.", show_default=False),
-    trust: list[Path] = typer.Option([], "--trust", help="A PEM or DER certificate to trust as a root (repeatable)."),
+    trust: list[Path] = typer.Option([], "--trust", help="A PEM or DER root certificate the signer must chain to (repeatable)."),
+    trust_tsa: list[Path] = typer.Option([], "--trust-tsa", help="A root certificate trusted for timestamps (repeatable); without one, no timestamp counts."),
+    signer: Optional[str] = typer.Option(None, "--signer", help="The SHA-1 thumbprint the bundle must be signed with."),
+    unsigned: bool = typer.Option(False, "--unsigned", help="Check an unsigned bundle's integrity only (nothing proves who made it)."),
 ) -> None:
-    """Check a bundle against its manifest and every script's Authenticode signature."""
+    """Check a bundle: its signed manifest first, then every file and every script's signature."""
     from .authenticode import load_certificates
-    from .verify import verify_bundle, verify_file
+    from .verify import Trust, verify_bundle, verify_file
 
-    anchors = []
-    for anchor in trust:
-        try:
-            anchors.extend(load_certificates(anchor.read_bytes()))
-        except (OSError, ValueError) as exc:
-            typer.echo(f"sfbgen: error: cannot read the trust anchor {anchor}: {exc}", err=True)
-            raise typer.Exit(2)
+    if not trust and not unsigned:
+        typer.echo("sfbgen: error: give --trust ROOT.pem (the root the bundle's signer chains to); --unsigned checks only the integrity of an unsigned bundle", err=True)
+        raise typer.Exit(2)
+
+    def certificates(files: list[Path], what: str):
+        found = []
+        for anchor in files:
+            try:
+                data = anchor.read_bytes()
+                if len(data) > 1024 * 1024:
+                    raise ValueError("larger than 1 MiB")
+                found.extend(load_certificates(data))
+            except (OSError, ValueError) as exc:
+                typer.echo(f"sfbgen: error: cannot read the {what} {anchor}: {exc}", err=True)
+                raise typer.Exit(2)
+        return found
+
+    options = Trust(certificates(trust, "trust anchor"), certificates(trust_tsa, "timestamp anchor"),
+                    signer.replace(" ", "").upper() if signer else None, allow_unsigned=unsigned)
     reports = []
     for path in paths:
-        if path.is_dir():
-            reports.extend(verify_bundle(path, anchors))
-        elif path.exists():
-            reports.append(verify_file(path, anchors))
+        if path.is_dir() and not path.is_symlink():
+            reports.extend(verify_bundle(path, options))
+        elif path.exists() or path.is_symlink():
+            reports.append(verify_file(path, options))
         else:
             typer.echo(f"sfbgen: error: no such file or folder: {path}", err=True)
             raise typer.Exit(2)
@@ -214,6 +231,38 @@ def verify(
             typer.echo(f"FAILED  {report.path}: {'; '.join(report.problems)}")
     typer.echo(f"{len(reports) - failed} ok, {failed} failed", err=True)
     raise typer.Exit(1 if failed else 0)
+
+
+@app.command("codesign-cert")
+def codesign_cert(
+    out: Path = typer.Option(..., "--out", help="The PKCS#12 file to write (its password from SFBGEN_PFX_PASSWORD or a prompt)."),
+    name: str = typer.Option("sfbgen lab code signing", "--name", help="The certificate's common name."),
+    days: int = typer.Option(365, "--days", help="How long it is valid."),
+) -> None:
+    """Make a self-signed code-signing certificate for a lab, and say how to trust it on the servers."""
+    from cryptography.hazmat.primitives import serialization
+
+    from .signing import PASSWORD_VARIABLE, make_codesign_certificate, write_new_file, write_pfx
+
+    password = os.environ.get(PASSWORD_VARIABLE)
+    if not password:
+        if not sys.stdin.isatty():
+            typer.echo(f"sfbgen: error: set {PASSWORD_VARIABLE} to the password for {out}", err=True)
+            raise typer.Exit(2)
+        password = typer.prompt(f"Password for {out}", hide_input=True, confirmation_prompt=True, err=True)
+    key, cert = make_codesign_certificate(name, days=days)
+    write_pfx(out, key, cert, password.encode("utf-8"))
+    cer = out.with_suffix(".cer")
+    write_new_file(cer, cert.public_bytes(serialization.Encoding.DER), 0o644)
+    thumbprint = cert.fingerprint(__import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA1"]).SHA1()).hex().upper()
+    typer.echo(f"wrote {out} (key and certificate) and {cer} (certificate only); thumbprint {thumbprint}", err=True)
+    typer.echo(
+        f"It is not a CA: it signs scripts and can vouch for nothing else. On every server, trust it for AllSigned:\n"
+        f"  Import-Certificate -FilePath .\\{cer.name} -CertStoreLocation Cert:\\LocalMachine\\Root\n"
+        f"  Import-Certificate -FilePath .\\{cer.name} -CertStoreLocation Cert:\\LocalMachine\\TrustedPublisher\n"
+        f"and check bundles with: sfbgen verify BUNDLE --trust {cer} --signer {thumbprint}",
+        err=True,
+    )
 
 
 class Product(str, Enum):
@@ -265,36 +314,6 @@ def import_(
     for item in result.not_deployed:
         typer.echo(f"  not deployed by sfbgen: {item.fqdn}: {item.what} (line {item.line})", err=True)
     raise typer.Exit(1 if has_errors(result.diagnostics) else 0)
-
-
-@app.command("codesign-cert")
-def codesign_cert(
-    out: Path = typer.Option(..., "--out", help="The PKCS#12 file to write (its password from SFBGEN_PFX_PASSWORD or a prompt)."),
-    name: str = typer.Option("sfbgen lab code signing", "--name", help="The certificate's common name."),
-    days: int = typer.Option(365, "--days", help="How long it is valid."),
-) -> None:
-    """Make a self-signed code-signing certificate for a lab, and say how to trust it on the servers."""
-    from cryptography.hazmat.primitives import serialization
-
-    from .signing import PASSWORD_VARIABLE, make_codesign_certificate, write_pfx
-
-    password = os.environ.get(PASSWORD_VARIABLE)
-    if not password:
-        if not sys.stdin.isatty():
-            typer.echo(f"sfbgen: error: set {PASSWORD_VARIABLE} to the password for {out}", err=True)
-            raise typer.Exit(2)
-        password = typer.prompt(f"Password for {out}", hide_input=True, confirmation_prompt=True, err=True)
-    key, cert = make_codesign_certificate(name, days=days)
-    write_pfx(out, key, cert, password.encode("utf-8"))
-    cer = out.with_suffix(".cer")
-    cer.write_bytes(cert.public_bytes(serialization.Encoding.DER))
-    typer.echo(f"wrote {out} (key and certificate) and {cer} (certificate only)", err=True)
-    typer.echo(
-        f"On every server, trust {cer.name} for AllSigned scripts:\n"
-        f"  Import-Certificate -FilePath .\\{cer.name} -CertStoreLocation Cert:\\LocalMachine\\Root\n"
-        f"  Import-Certificate -FilePath .\\{cer.name} -CertStoreLocation Cert:\\LocalMachine\\TrustedPublisher",
-        err=True,
-    )
 
 
 def _emit_text_or_json(diagnostics, sources, fmt: Format) -> None:

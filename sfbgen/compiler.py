@@ -13,6 +13,7 @@ from . import __version__
 from .api import check_file
 from .diagnostics import Diagnostic, DiagnosticsError
 from .plan import DeploymentPlan, ServerPlan, build_plan
+from . import manifest
 from .render import Meta, Renderer, json_lines, to_windows_text
 
 SIGNABLE = (".ps1", ".psm1", ".psd1")
@@ -52,25 +53,47 @@ def _signing_summary(signer: Signer | None) -> dict:
             "not_after": signer.not_after, "timestamped": signer.timestamped}
 
 
+def _sign(signer: Signer | None, name: str, text: str) -> bytes:
+    data = to_windows_text(text)
+    if signer is not None and name.endswith(SIGNABLE):
+        data = signer.sign(data)
+    return data
+
+
+def produced_on_server(server: ServerPlan) -> list[str]:
+    """The files `server`'s folder gains while it is used, each by its exact name (never a script):
+    the configuration export and the Edge pool's certificates (out/), the copies it is given, the
+    offline requests and the CA's answers."""
+    from .plan import EDGE_CONFIG_ZIP
+
+    names: list[str] = []
+    if server.exports_edge_config:
+        names.append(f"out/{EDGE_CONFIG_ZIP}")
+    if server.is_edge:
+        names.append(EDGE_CONFIG_ZIP)
+    for request in server.requests:
+        if request.scope == "pool":
+            names.append(request.pfx_name if server.imports_shared(request) else f"out/{request.pfx_name}")
+        if request.authority == "offline" and not server.imports_shared(request):
+            names.append(f"requests/{request.id}.req")
+            names += [f"responses/{request.id}{extension}" for extension in (".cer", ".crt", ".p7b")]
+    return sorted(dict.fromkeys(names))
+
+
 def _server_files(renderer: Renderer, server: ServerPlan, signer: Signer | None) -> list[tuple[str, bytes, str]]:
-    """One server's bundle — its scripts (signed when a signer is given) and its manifest.json — as
-    (path, bytes, SHA-256) triples: the hashes are computed once, where the bytes are made."""
-    scripts = []
+    """One server's bundle — its scripts (signed when a signer is given) and its signed manifest.psd1 —
+    as (path, bytes, SHA-256) triples: the hashes are computed once, where the bytes are made."""
+    hashed = []
     for name, text in renderer.server(server).items():
-        data = to_windows_text(text)
-        if signer is not None and name.endswith(SIGNABLE):
-            data = signer.sign(data)
-        scripts.append((name, data))
-    # The server's own manifest, which its scripts check before they act.
-    hashed = [(name, data, _sha256(data)) for name, data in scripts]
-    manifest = _json_bytes({
-        "server": server.fqdn,
-        "topology_sha256": renderer.meta.digest,
-        "sfbgen": renderer.meta.version,
-        "files": [{"path": name, "sha256": sha, "size": len(data)} for name, data, sha in sorted(hashed)],
-    })
+        data = _sign(signer, name, text)
+        hashed.append((name, data, _sha256(data)))
+    # The server's own manifest, which Test-Bundle.ps1 and every script check before they act.
+    listing = manifest.Manifest(server.fqdn, renderer.meta.digest, signer.thumbprint if signer else "",
+                                [manifest.Entry(name, sha, len(data)) for name, data, sha in sorted(hashed)],
+                                produced_on_server(server))
+    data = _sign(signer, manifest.SERVER_NAME, manifest.render(listing))
     prefix = server.fqdn + "/"
-    return [(prefix + name, data, sha) for name, data, sha in hashed] + [(prefix + "manifest.json", manifest, _sha256(manifest))]
+    return [(prefix + name, data, sha) for name, data, sha in hashed] + [(prefix + manifest.SERVER_NAME, data, _sha256(data))]
 
 
 # Below this many servers a second process costs more than it saves.
@@ -142,33 +165,39 @@ def _all_server_files(
 
 
 def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Store | None) -> Iterator[tuple[str, bytes | None]]:
-    """The bundle's files in a fixed order, one server at a time, MANIFEST.json last. Server files that
-    `store` took where they were made come through as (path, None)."""
+    """The bundle's files in a fixed order, one server at a time, the signed MANIFEST.psd1 last. Server
+    files that `store` took where they were made come through as (path, None)."""
+    from .bundle import MARKER, marker_bytes
+
+    import dataclasses
+
+    # The scripts name their signer: Test-Bundle.ps1 and every step accept no other.
+    meta = dataclasses.replace(meta, signer=signer.thumbprint if signer else "")
     renderer = Renderer(plan, meta)
-    entries: list[dict] = []
+    entries: list[manifest.Entry] = []
     signing = _signing_summary(signer)
     documents: dict[str, bytes] = {}
 
     def render_documents() -> None:
         documents["RUNBOOK.md"] = renderer.runbook(signing).encode("utf-8")
         documents["plan.json"] = renderer.plan_json().encode("utf-8")
+        documents[MARKER] = marker_bytes(bundle_marker(meta))
 
     for path, data, sha, size in _all_server_files(renderer, plan.servers, signer, store, render_documents):
-        entries.append({"path": path, "sha256": sha, "size": size})
+        entries.append(manifest.Entry(path, sha, size))
         yield path, data
-    for name in ("RUNBOOK.md", "plan.json"):
-        entries.append({"path": name, "sha256": _sha256(documents[name]), "size": len(documents[name])})
+    for name in ("RUNBOOK.md", "plan.json", MARKER):
+        entries.append(manifest.Entry(name, _sha256(documents[name]), len(documents[name])))
         yield name, documents[name]
-    entries.sort(key=lambda entry: entry["path"])
-    yield "MANIFEST.json", _json_bytes(
-        {
-            "sfbgen": meta.version,
-            "topology": plan.topology.name.value,
-            "topology_sha256": meta.digest,
-            "signer": {k: v for k, v in signing.items() if k != "signed"} if signer else None,
-            "files": entries,
-        }
-    )
+    entries.sort(key=lambda entry: entry.path)
+    produced = [f"{server.fqdn}/{name}" for server in plan.servers for name in produced_on_server(server)]
+    listing = manifest.Manifest("*", meta.digest, signer.thumbprint if signer else "", entries, produced)
+    yield manifest.ROOT_NAME, _sign(signer, manifest.ROOT_NAME, manifest.render(listing))
+
+
+def bundle_marker(meta: Meta) -> dict:
+    """What the marker file says: a folder sfbgen made, and from which topology."""
+    return {"generator": "sfbgen", "sfbgen": meta.version, "topology_sha256": meta.digest}
 
 
 def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None) -> Iterator[tuple[str, bytes]]:
@@ -194,12 +223,14 @@ def compile_file(
     signer: Signer | None = None,
     write: bool = True,
     keep_files: bool = True,
+    protected: tuple[Path, ...] = (),
 ) -> CompileResult:
     """Compile the topology at `path` into the bundle folder `out`.
 
     Raises DiagnosticsError when the topology has errors (the output is then left untouched) and
-    UsageError when `out` is a folder sfbgen may not replace. With `keep_files` the result holds every
-    file's bytes (for tests and tools); the CLI streams them to disk instead.
+    UsageError when `out` is a folder sfbgen may not replace, or holds one of the `protected` inputs (the
+    signing key and certificate files). With `keep_files` the result holds every file's bytes (for tests
+    and tools); the CLI streams them to disk instead.
     """
     from .bundle import BundleWriter
 
@@ -220,8 +251,7 @@ def compile_file(
     files: dict[str, bytes] = {}
     count = 0
     if write:
-        marker = {"generator": "sfbgen", "sfbgen": __version__, "topology_sha256": meta.digest}
-        with BundleWriter(out, [Path(path)], marker) as writer:
+        with BundleWriter(out, [Path(path), *protected]) as writer:
             if keep_files:
                 for name, data in iter_bundle(plan, meta, signer):
                     writer.add(name, data)

@@ -38,6 +38,8 @@ class Meta:
     module_default: str  # the product's module path below %CommonProgramFiles%
     windows_server: tuple[tuple[str, str], ...]  # (version, OS build) the product runs on
     cumulative_update: tuple[str, str] | None  # (installer, arguments)
+    topology_name: str = ""  # names the deployment in the servers' completion records
+    signer: str = ""  # SHA-1 thumbprint of the certificate that signs the bundle; '' when unsigned
 
     @classmethod
     def of(cls, topology: m.Topology, source_name: str, digest: str) -> "Meta":
@@ -56,6 +58,7 @@ class Meta:
             module_default=fact("module_path").format(product=version),
             windows_server=tuple((v, builds[v]) for v in supported if v in builds),
             cumulative_update=(update.installer.value, update.arguments.value) if update else None,
+            topology_name=topology.name.value,
         )
 
 
@@ -156,6 +159,7 @@ class Renderer:
             "certificates": dict(jobs=_certificate_jobs(server)),
             "start-pool": dict(members=self.members[id(server.pool)]),
             "export-edge-config": dict(edges=self.edges),
+            "verify-bundle": dict(manifest_name="manifest.psd1"),
         }
         expect = published_expectations(server)
         return {

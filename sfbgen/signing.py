@@ -91,8 +91,10 @@ def make_codesign_certificate(common_name: str = "sfbgen lab code signing", key_
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, False, False, False), critical=True)
+        # Not a CA: the lab certificate signs scripts and nothing else. Trusted as its own root, it
+        # cannot issue a certificate that would be trusted too.
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
@@ -100,12 +102,32 @@ def make_codesign_certificate(common_name: str = "sfbgen lab code signing", key_
     return key, cert
 
 
+def write_new_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write `data` to `path` through a private temporary file in the same folder (mkstemp: O_EXCL,
+    a name no one could prepare), then rename it into place: a link or file planted at the temporary
+    name cannot receive the key, and a link at `path` is replaced, never written through."""
+    import tempfile
+
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        os.fchmod(handle, mode) if hasattr(os, "fchmod") else None
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
 def write_pfx(path: Path, key, cert, password: bytes) -> None:
     data = pkcs12.serialize_key_and_certificates(
         b"sfbgen", key, cert, None, serialization.BestAvailableEncryption(password)
     )
-    tmp = Path(str(path) + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+    write_new_file(path, data, 0o600)

@@ -71,7 +71,7 @@ def test_tampering_fails_both_verifiers(tmp_path, signing_key, kind):
 
 def test_untrusted_signer_is_reported(signing_key):
     verdict = verify_script(signing_key.sign(SCRIPT), [])
-    assert not verdict.ok and "not a trusted root" in verdict.problems[0]
+    assert not verdict.ok and "trusted root" in verdict.problems[0]
 
 
 def test_refuses_text_with_a_signature_marker(signing_key):
@@ -100,26 +100,53 @@ SAMPLES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLES))
-def test_windows_signed_samples(name):
+def _sample(name: str):
+    """A Windows-signed sample, its signer (the self-signed CN=PowerShell) and the roots of the
+    timestamp authority that stamped it (the anchors a user would trust for timestamping)."""
+    from sfbgen.authenticode import _AuthenticodeContentInfo, _load_certificates, split_signature
+
     data = shared_path("authenticode-samples", name).read_bytes()
     anchors = [c for c in certificates_in_signature(data) if c.subject.rfc4514_string() == "CN=PowerShell"]
+    signed_data = _AuthenticodeContentInfo.load(base64.b64decode(split_signature(data)[1]))["content"]
+    pool = _load_certificates(signed_data)
+    for attr in signed_data["signer_infos"][0]["unsigned_attrs"] or []:
+        if attr["type"].dotted == "1.3.6.1.4.1.311.3.3.1":
+            from asn1crypto import cms
+
+            pool += _load_certificates(cms.ContentInfo.load(attr["values"][0].dump())["content"])
+    tsa_roots = [c for c in pool if c.subject.rfc4514_string().startswith("CN=DigiCert Trusted Root G4")
+                 or (c.issuer == c.subject and c.subject.rfc4514_string() != "CN=PowerShell")]
+    return data, anchors, tsa_roots
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_windows_signed_samples(name):
+    data, anchors, tsa_roots = _sample(name)
     form, valid = SAMPLES[name]
-    verdict = verify_script(data, anchors)
+    verdict = verify_script(data, anchors, tsa_anchors=tsa_roots)
     assert verdict.form == form
     assert verdict.ok is valid, verdict.problems
     if not valid:
         assert any("not valid at" in p for p in verdict.problems)  # expired, and no timestamp to save it
     tampered = data.replace(b"Write-Host test", b"Write-Host tesT")
     assert tampered != data
-    assert not verify_script(tampered, anchors).ok
+    assert not verify_script(tampered, anchors, tsa_anchors=tsa_roots).ok
+
+
+@pytest.mark.parametrize("name", ["oa-authenticode-timestamp.ps1", "oa-expired-timestamp.ps1"])
+def test_a_timestamp_counts_only_from_a_trusted_authority(name):
+    """The certificates expired in 2023: without trusting the timestamp authority, the signature is
+    judged now, and is invalid (Windows trusts a timestamp only from a trusted TSA)."""
+    data, anchors, _ = _sample(name)
+    verdict = verify_script(data, anchors)
+    assert not verdict.ok and verdict.timestamp is None
+    assert any("timestamp is not trusted" in note for note in verdict.notes)
 
 
 def test_timestamp_extends_validity():
     """The timestamped sample validates although its certificate expired; its timestamp is read."""
-    data = shared_path("authenticode-samples", "oa-expired-timestamp.ps1").read_bytes()
-    anchors = [c for c in certificates_in_signature(data) if c.subject.rfc4514_string() == "CN=PowerShell"]
-    verdict = verify_script(data, anchors)
+    data, anchors, tsa_roots = _sample("oa-expired-timestamp.ps1")
+    verdict = verify_script(data, anchors, tsa_anchors=tsa_roots)
     assert verdict.timestamp is not None
     assert anchors[0].not_valid_before_utc <= verdict.timestamp <= anchors[0].not_valid_after_utc
 

@@ -12,7 +12,7 @@ import pytest
 from sfbgen.bundle import MARKER, recover
 from sfbgen.compiler import compile_file
 from sfbgen.diagnostics import DiagnosticsError, UsageError
-from sfbgen.verify import verify_bundle
+from sfbgen.verify import Trust, verify_bundle
 from tests.conftest import SAMPLES, require_osslsigncode
 
 CONTOSO = SAMPLES / "contoso.sfb"
@@ -53,7 +53,6 @@ def test_errors_leave_the_existing_bundle_untouched(tmp_path):
 def test_recompile_replaces_the_whole_bundle(tmp_path):
     out = tmp_path / "out"
     compile_file(CONTOSO, out)
-    (out / "fe01.contoso.com" / "stale.ps1").write_text("old")
     smaller = tmp_path / "small.sfb"
     shutil.copy(SAMPLES / "standard-edition.sfb", smaller)
     compile_file(smaller, out)
@@ -76,8 +75,11 @@ def test_recover_restores_a_parked_bundle(tmp_path):
 def test_unsigned_bundle_verifies_by_manifest(tmp_path):
     out = tmp_path / "out"
     compile_file(CONTOSO, out)
-    reports = verify_bundle(out, [])
+    reports = verify_bundle(out, Trust(allow_unsigned=True))
     assert reports and all(r.ok for r in reports), [r for r in reports if not r.ok]
+    # Without --unsigned, an unsigned bundle is refused: nothing proves who made it.
+    (refused,) = verify_bundle(out, Trust([]))
+    assert not refused.ok and "not signed" in refused.problems[0]
 
 
 @pytest.fixture()
@@ -88,7 +90,7 @@ def signed_bundle(tmp_path, signing_key):
 
 
 def test_signed_bundle_verifies(signed_bundle, signing_key):
-    reports = verify_bundle(signed_bundle, [signing_key.certificate])
+    reports = verify_bundle(signed_bundle, Trust([signing_key.certificate]))
     assert all(r.ok for r in reports), [r for r in reports if not r.ok]
     scripts = [p for p in signed_bundle.rglob("*.ps1")]
     for script in scripts[:5]:
@@ -108,8 +110,8 @@ def test_damaged_bundle_fails_verification(signed_bundle, signing_key, damage):
     elif damage == "extra":
         (signed_bundle / "fe02.contoso.com" / "evil.ps1").write_text("Remove-Item C:\\ -Recurse")
     else:
-        (signed_bundle / "MANIFEST.json").write_text("{}")
-    reports = verify_bundle(signed_bundle, [signing_key.certificate])
+        (signed_bundle / "MANIFEST.psd1").write_text("@{}")
+    reports = verify_bundle(signed_bundle, Trust([signing_key.certificate]))
     assert any(not r.ok for r in reports)
 
 
@@ -122,7 +124,7 @@ def test_signed_by_someone_else_fails(signed_bundle, signing_key):
     original = target.read_bytes()
     unsigned = original[: original.index(b"# SIG # Begin")]
     target.write_bytes(SigningKey(cert, key).sign(unsigned))
-    reports = verify_bundle(signed_bundle, [signing_key.certificate, cert])
+    reports = verify_bundle(signed_bundle, Trust([signing_key.certificate, cert]))
     assert any("se01.contoso.com/4-Start-Services.ps1" == r.path and not r.ok for r in reports)
 
 
@@ -140,7 +142,7 @@ def test_cli_signs_with_pfx_and_verifies(tmp_path):
     ok = subprocess.run(cli + ["verify", str(out), "--trust", str(pfx.with_suffix(".cer"))], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout
     untrusted = subprocess.run(cli + ["verify", str(out)], capture_output=True, text=True)
-    assert untrusted.returncode == 1
+    assert untrusted.returncode == 2 and "--trust" in untrusted.stderr
     wrong = subprocess.run(cli + ["compile", str(CONTOSO), "--out", str(out), "--sign-pfx", str(pfx)],
                            env=dict(env, SFBGEN_PFX_PASSWORD="wrong"), capture_output=True, text=True)
     assert wrong.returncode == 2 and "wrong password" in wrong.stderr
@@ -151,4 +153,37 @@ def test_cli_signs_with_pem(tmp_path, signing_key):
     run = subprocess.run([sys.executable, "-m", "sfbgen", "compile", str(SAMPLES / "standard-edition.sfb"), "--out", str(out),
                           "--sign-cert", str(signing_key.pem), "--sign-key", str(signing_key.key_pem)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert all(r.ok for r in verify_bundle(out, [signing_key.certificate]))
+    assert all(r.ok for r in verify_bundle(out, Trust([signing_key.certificate])))
+
+
+def test_a_file_sfbgen_did_not_write_stops_the_replacement(tmp_path):
+    """Nothing is ever lost: a file the bundle's manifest does not account for (someone's notes, a
+    log) makes compile refuse to replace the folder, naming the file."""
+    out = tmp_path / "out"
+    compile_file(CONTOSO, out)
+    (out / "fe01.contoso.com" / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="notes.txt is not one of its files"):
+        compile_file(CONTOSO, out)
+    assert (out / "fe01.contoso.com" / "notes.txt").read_text() == "mine"
+
+
+def test_a_forged_marker_does_not_make_a_folder_ours(tmp_path):
+    """The attack: someone's folder with a planted .sfbgen-bundle marker. compile --out must not empty it."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.docx").write_bytes(b"data")
+    for marker in (b"{}", b'{"generator": "sfbgen"}', b"anything"):
+        (victim / MARKER).write_bytes(marker)
+        with pytest.raises(UsageError, match="not a bundle sfbgen made"):
+            compile_file(CONTOSO, victim)
+        assert (victim / "precious.docx").read_bytes() == b"data"
+
+
+def test_out_may_not_hold_the_signing_key(tmp_path):
+    out = tmp_path / "bundle"
+    out.mkdir()
+    key = out / "codesign.pfx"
+    key.write_bytes(b"key")
+    with pytest.raises(UsageError, match="contains the input"):
+        compile_file(CONTOSO, out, protected=(key,))
+    assert key.read_bytes() == b"key"

@@ -43,12 +43,13 @@ def test_workers_that_write_their_own_files_make_the_serial_bundle(large, tmp_pa
     out = tmp_path / "out"
     result = compile_file(large, out, keep_files=False)  # the CLI's path: workers store what they make
     written = snapshot_tree(out)
-    assert written.pop(MARKER)
     assert written == serial
     assert result.file_count == len(serial)
     # The manifest lists every file the workers wrote, with the hash of what is on disk.
-    manifest = json.loads(written["MANIFEST.json"])
-    assert len(manifest["files"]) == len(written) - 1
+    from sfbgen import manifest as mf
+
+    listing = mf.parse(written["MANIFEST.psd1"].decode("utf-8-sig"))
+    assert len(listing.files) == len(written) - 1
 
 
 def test_workers_that_send_their_files_back_make_the_serial_bundle(large, monkeypatch):

@@ -114,11 +114,23 @@ def test_timestamped_signature_outlives_the_certificate(tsa, short_lived_key):
     plain = SigningKey(cert, key).sign(SCRIPT)
     assert tsa.requests >= 1
     later = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)  # after the certificate expired
-    verdict = verify_script(stamped, [cert], now=later)
+    verdict = verify_script(stamped, [cert], now=later, tsa_anchors=[tsa.cert])
     assert verdict.ok, verdict.problems
     assert verdict.timestamp == GEN_TIME
-    expired = verify_script(plain, [cert], now=later)
+    expired = verify_script(plain, [cert], now=later, tsa_anchors=[tsa.cert])
     assert not expired.ok and "not valid at" in expired.problems[0]
+
+
+def test_a_timestamp_from_an_authority_nobody_trusts_revives_nothing(tsa, short_lived_key):
+    """The attack: a self-made "TSA" stamps an expired signer's signature. Unless the user trusts that
+    authority for timestamping (--trust-tsa), the signature is judged now: expired."""
+    key, cert = short_lived_key
+    stamped = SigningKey(cert, key, timestamp_url=tsa.url).sign(SCRIPT)
+    later = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)
+    for trusted_tsa in ([], [cert]):  # no TSA anchor; an anchor that is not a timestamping authority
+        verdict = verify_script(stamped, [cert], now=later, tsa_anchors=trusted_tsa)
+        assert not verdict.ok and verdict.timestamp is None
+        assert "timestamp is not trusted" in verdict.notes[0]
 
 
 def test_timestamp_for_another_signature_is_refused(tsa, short_lived_key):
