@@ -5,8 +5,9 @@
 
 It runs: the mutation fuzzer (bench/fuzz.py) and, when installed, atheris (bench/fuzz_atheris.py);
 every hostile string in every free-text field (tests/test_hostile.py's rules); compiles killed with
-SIGKILL at random moments while they replace a bundle; and a search of every output byte for the
-signing password and the private key. The tests run the same routines with smaller counts.
+SIGKILL at random moments while they replace a bundle; a search of every output byte for the
+signing password and the private key; and every attack of the security review on `sfbgen verify`
+and the compiler (bench/attacks.py). The tests run the same routines with smaller counts.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def atheris_run(runs: int) -> dict:
 
 def report(figures: dict) -> str:
     fuzz, kills, secrets, hostile = figures["fuzz"], figures["kills"], figures["secrets"], figures["hostile"]
-    atheris = figures["atheris"]
+    atheris, attacks = figures["atheris"], figures["attacks"]
     hostile_total = sum(v["tried"] for v in hostile.values())
     lines = [
         "# Reliability",
@@ -154,6 +155,15 @@ def report(figures: dict) -> str:
         f"| compiles killed with SIGKILL while replacing a bundle | {kills['kills']} |",
         f"| what each killed compile left: whole bundle A / whole bundle B / anything else | {kills['states'].get('A', 0)} / {kills['states'].get('B', 0)} / {kills['states'].get('broken', 0)} |",
         f"| secrets found in output (must be 0) | {len(secrets['found'])} (searched {secrets['files_searched']} files, {secrets['bytes_searched']:,} bytes for {secrets['secrets']} secret values) |",
+        "",
+        "## Attacks on trust",
+        "",
+        "Every attack of the security review, replayed by `bench/attacks.py` (and by `tests/test_trust.py`):",
+        f"{attacks['tried']} tried, {attacks['refused']} refused, {attacks['accepted']} accepted (must be 0), {attacks['crashed']} crashed (must be 0).",
+        "",
+        "| attack | outcome | what stopped it |",
+        "|---|---|---|",
+        *[f"| {name} | {outcome} | {said.replace('|', '/')[:110]} |" for name, (outcome, said) in attacks["results"].items()],
         "",
         "## Hostile strings per field",
         "",
@@ -182,6 +192,17 @@ def report(figures: dict) -> str:
     return "\n".join(lines)
 
 
+def attack_trials() -> dict:
+    """Every attack of bench/attacks.py, counted."""
+    import re
+
+    from bench.attacks import run_all
+
+    results = {name: (outcome, re.sub(r"/tmp/sfbgen-attacks-[^/ ]+", "BUNDLE", said)) for name, (outcome, said) in run_all().items()}
+    counts = {kind: sum(1 for outcome, _ in results.values() if outcome == kind) for kind in ("refused", "accepted", "crashed")}
+    return {"tried": len(results), **counts, "results": results}
+
+
 def main() -> None:
     from bench.fuzz import fuzz
 
@@ -201,12 +222,14 @@ def main() -> None:
             "hostile": hostile_trials(20 if args.quick else 100),
             "kills": kill_trials(work / "kills", 10 if args.quick else 50),
             "secrets": secret_scan(work),
+            "attacks": attack_trials(),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     (ROOT / "RELIABILITY.md").write_text(report(figures), encoding="utf-8")
     print(report(figures))
-    failed = figures["fuzz"]["crashes"] or figures["secrets"]["found"] or figures["kills"]["states"].get("broken")
+    failed = (figures["fuzz"]["crashes"] or figures["secrets"]["found"] or figures["kills"]["states"].get("broken")
+              or figures["attacks"]["accepted"] or figures["attacks"]["crashed"])
     sys.exit(1 if failed else 0)
 
 

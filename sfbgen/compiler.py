@@ -233,8 +233,12 @@ def compile_file(
     and tools); the CLI streams them to disk instead.
     """
     from .bundle import BundleWriter
+    from .resources import refuse_cached_code
 
     from .certificates import certificate_warnings
+
+    if signer is not None:
+        refuse_cached_code()  # what is signed is built from the grammar and templates themselves
     from .diagnostics import sort_diagnostics
 
     result = check_file(path, certificates=False)

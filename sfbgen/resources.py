@@ -21,23 +21,64 @@ def resource_dir(name: str) -> Path:
     raise FileNotFoundError(f"sfbgen is installed without its {name!r} folder")
 
 
-@cache
+_cached_code_allowed = True
+
+
+def refuse_cached_code() -> None:
+    """From now on, in this process, load no cached code from disk (the parser tables are pickles,
+    template bytecode is code): a run that signs what it writes builds both afresh."""
+    global _cached_code_allowed
+    _cached_code_allowed = False
+
+
+def _private(path: Path, uid: int) -> bool:
+    """A real folder (not a link), ours, that no one else may write to."""
+    import os
+    import stat
+
+    info = os.lstat(path)
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == uid and not info.st_mode & 0o077
+
+
 def cache_dir() -> Path | None:
     """A private folder for caches (parser tables, compiled templates), or None when there is none.
 
-    In the user's own cache folder, never the shared temp folder: the caches hold code (pickled parser
-    tables, template bytecode), and a file another user planted there would run as ours.
+    The caches hold code, so a file another user planted there would run as ours. The folder is the
+    user's own cache folder, never the shared temp folder; it is used only when it and the folder
+    holding it are ours (or root's for the latter) and closed to others, with no link along the way
+    we create (`sfbgen/<version>`, mode 0700, checked with lstat), and never in a run that signs.
     """
+    if not _cached_code_allowed:
+        return None
+    return _checked_cache_dir()
+
+
+@cache
+def _checked_cache_dir() -> Path | None:
     import os
 
     from . import __version__
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(base) / "sfbgen" / __version__
+    if os.environ.get("SFBGEN_NO_CACHE"):
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"), ".cache"))
+    if not hasattr(os, "getuid"):
+        return None  # Windows: no owner check here, so no cache
+    uid = os.getuid()
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        holder = os.stat(base)  # the user's cache folder may be a link; what it points to must be safe
+        if holder.st_uid not in (uid, 0) or holder.st_mode & 0o022:
             return None
+        folder = base
+        for part in ("sfbgen", __version__):
+            folder = folder / part
+            if not folder.exists() and not folder.is_symlink():
+                folder.mkdir(mode=0o700)
+            elif not folder.is_symlink() and folder.is_dir() and folder.stat().st_uid == uid:
+                folder.chmod(0o700)  # ours, but made open by an earlier version: close it
+            if not _private(folder, uid):
+                return None
     except OSError:
         return None
     return folder

@@ -169,3 +169,26 @@ def test_fast_path_equals_the_full_build(signing_key):
     text, encoded = split_signature(signed)
     full = signing_key._build(script_digest(text), signing_key._sign_bytes)
     assert base64.b64decode(encoded) == full
+
+
+def test_nothing_may_follow_the_signature_block(signing_key):
+    """Bytes after the end line would run without being signed."""
+    signed = signing_key.sign(SCRIPT)
+    for tail in (b"Remove-Item C:\\ -Recurse\r\n", b"# just a comment\r\n", b"x"):
+        verdict = verify_script(signed + tail, [signing_key.certificate])
+        assert not verdict.ok and "after the end of the signature block" in verdict.problems[0]
+    assert verify_script(signed, [signing_key.certificate]).ok
+
+
+def test_the_first_signature_marker_starts_the_block(signing_key):
+    """A second block appended after a valid one is not read instead of the first (osslsigncode cuts at the first)."""
+    signed = signing_key.sign(SCRIPT)
+    doubled = signed + signed[signed.index(b"# SIG # Begin"):]
+    assert not verify_script(doubled, [signing_key.certificate]).ok
+
+
+def test_a_bom_is_required_where_asked(signing_key):
+    without = signing_key.sign(SCRIPT[3:])  # SCRIPT starts with the UTF-8 byte-order mark
+    assert verify_script(without, [signing_key.certificate]).ok  # a valid signature, in itself
+    verdict = verify_script(without, [signing_key.certificate], require_bom=True)
+    assert not verdict.ok and "byte-order mark" in verdict.problems[0]

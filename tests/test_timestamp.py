@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from asn1crypto import algos, cms, core, tsp
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sfbgen.authenticode import SigningKey, verify_script
@@ -31,70 +26,11 @@ def _certificate(name: str, key, usage, not_before, not_after, issuer=None, issu
     return builder.sign(issuer_key or key, hashes.SHA256())
 
 
-class _TimestampServer:
-    """A minimal RFC 3161 timestamp authority, for tests only."""
-
-    def __init__(self):
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-        self.cert = _certificate("sfbgen test TSA", self.key, ExtendedKeyUsageOID.TIME_STAMPING, start, start + dt.timedelta(days=3650))
-        self.requests = 0
-        authority = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                authority.requests += 1
-                answer = authority.respond(tsp.TimeStampReq.load(body))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/timestamp-reply")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.http = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_port}/"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    def respond(self, request) -> bytes:
-        info = tsp.TSTInfo({
-            "version": "v1", "policy": "1.2.3.4", "message_imprint": request["message_imprint"],
-            "serial_number": self.requests, "gen_time": GEN_TIME, "nonce": request["nonce"],
-        })
-        info_der = info.dump()
-        cert = asn1_x509.Certificate.load(self.cert.public_bytes(serialization.Encoding.DER))
-        attrs = cms.CMSAttributes([
-            cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
-            cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(info_der).digest()]}),
-        ])
-        signature = self.key.sign(attrs.dump(), padding.PKCS1v15(), hashes.SHA256())
-        signed = cms.SignedData({
-            "version": "v3",
-            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
-            "encap_content_info": {"content_type": "tst_info", "content": core.ParsableOctetString(info_der)},
-            "certificates": [cert],
-            "signer_infos": [{
-                "version": "v1",
-                "sid": cms.SignerIdentifier({"issuer_and_serial_number": {"issuer": cert.issuer, "serial_number": cert.serial_number}}),
-                "digest_algorithm": {"algorithm": "sha256"},
-                "signed_attrs": attrs,
-                "signature_algorithm": {"algorithm": "rsassa_pkcs1v15"},
-                "signature": signature,
-            }],
-        })
-        token = cms.ContentInfo({"content_type": "signed_data", "content": signed})
-        return tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump()
-
-    def close(self):
-        self.http.shutdown()
-
-
 @pytest.fixture(scope="module")
 def tsa():
-    server = _TimestampServer()
+    from bench.attacks import TimestampServer
+
+    server = TimestampServer(GEN_TIME)
     yield server
     server.close()
 
