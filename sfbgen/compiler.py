@@ -88,7 +88,8 @@ def _server_files(renderer: Renderer, server: ServerPlan, signer: Signer | None)
         data = _sign(signer, name, text)
         hashed.append((name, data, _sha256(data)))
     # The server's own manifest, which Test-Bundle.ps1 and every script check before they act.
-    listing = manifest.Manifest(server.fqdn, renderer.meta.digest, signer.thumbprint if signer else "",
+    # No topology digest here: a server's files change only when its work does (the root manifest has it).
+    listing = manifest.Manifest(server.fqdn, "", signer.thumbprint if signer else "",
                                 [manifest.Entry(name, sha, len(data)) for name, data, sha in sorted(hashed)],
                                 produced_on_server(server))
     data = _sign(signer, manifest.SERVER_NAME, manifest.render(listing))
