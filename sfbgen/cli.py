@@ -147,6 +147,36 @@ def compile_(
         )
 
 
+@app.command("diff")
+def diff(
+    old: Path = typer.Argument(..., help="What is deployed: a topology file, a compiled bundle folder, or its plan.json.", show_default=False),
+    new: Path = typer.Argument(..., help="The changed topology file (or a bundle, or a plan.json).", show_default=False),
+    format: Format = typer.Option(Format.text, "--format", help="text: Markdown for a pull-request comment; json for CI."),
+) -> None:
+    """Show what a topology change does to the deployment: servers, scripts, certificates, steps to run."""
+    import json
+
+    from .diagnostics import DiagnosticsError, SfbgenError
+    from .difference import compare, markdown, snapshots
+
+    try:
+        before, after = snapshots(old, new)
+    except DiagnosticsError as exc:
+        _emit_text_or_json(exc.diagnostics, exc.sources, Format.text)
+        raise typer.Exit(_exit_code(exc.diagnostics))
+    except SfbgenError as exc:
+        typer.echo(f"sfbgen: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code)
+    except OSError as exc:
+        typer.echo(f"sfbgen: error: cannot read: {exc}", err=True)
+        raise typer.Exit(2)
+    difference = compare(before, after)
+    if format is Format.json:
+        sys.stdout.write(json.dumps(difference.to_json(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(markdown(difference))
+
+
 @app.command()
 def certs(
     file: Path = typer.Argument(..., help="The topology file (.sfb).", show_default=False),

@@ -80,12 +80,16 @@ def produced_on_server(server: ServerPlan) -> list[str]:
     return sorted(dict.fromkeys(names))
 
 
-def _server_files(renderer: Renderer, server: ServerPlan, signer: Signer | None) -> list[tuple[str, bytes, str]]:
+def _server_files(renderer: Renderer, server: ServerPlan, signer: Signer | None) -> list[tuple[str, bytes, str, str]]:
     """One server's bundle — its scripts (signed when a signer is given) and its signed manifest.psd1 —
-    as (path, bytes, SHA-256) triples: the hashes are computed once, where the bytes are made."""
-    hashed = []
+    as (path, bytes, SHA-256, work) where `work` is the SHA-256 of the script before it was signed: it
+    changes only when what the script does changes (`sfbgen diff` compares it). Hashes are computed
+    once, where the bytes are made."""
+    hashed, work = [], {}
     for name, text in renderer.server(server).items():
-        data = _sign(signer, name, text)
+        plain = to_windows_text(text)
+        work[name] = _sha256(plain)
+        data = signer.sign(plain) if signer is not None and name.endswith(SIGNABLE) else plain
         hashed.append((name, data, _sha256(data)))
     # The server's own manifest, which Test-Bundle.ps1 and every script check before they act.
     # No topology digest here: a server's files change only when its work does (the root manifest has it).
@@ -94,7 +98,8 @@ def _server_files(renderer: Renderer, server: ServerPlan, signer: Signer | None)
                                 produced_on_server(server))
     data = _sign(signer, manifest.SERVER_NAME, manifest.render(listing))
     prefix = server.fqdn + "/"
-    return [(prefix + name, data, sha) for name, data, sha in hashed] + [(prefix + manifest.SERVER_NAME, data, _sha256(data))]
+    return ([(prefix + name, data, sha, work[name]) for name, data, sha in hashed]
+            + [(prefix + manifest.SERVER_NAME, data, _sha256(data), "")])
 
 
 # Below this many servers a second process costs more than it saves.
@@ -103,8 +108,9 @@ _CHUNK = 16
 _WINDOW = 6
 _forked_work: tuple | None = None  # what forked workers render: set just before the fork
 
-# A file of the bundle as the compiler passes it on: path, bytes (None once `store` has them), SHA-256, size.
-Made = tuple[str, "bytes | None", str, int]
+# A file of the bundle as the compiler passes it on: path, bytes (None once `store` has them), SHA-256,
+# size, and the SHA-256 of its work (a script before it was signed; '' for other files).
+Made = tuple[str, "bytes | None", str, int, str]
 Store = Callable[[str, bytes], None]
 
 
@@ -112,10 +118,10 @@ def _made_files(renderer: Renderer, server: ServerPlan, signer: Signer | None, s
     """One server's files, handed to `store` where they are made when there is one: then only their
     names and hashes travel on (from a worker, that spares the pipe to the writing process the bytes)."""
     made = []
-    for path, data, sha in _server_files(renderer, server, signer):
+    for path, data, sha, work in _server_files(renderer, server, signer):
         if store is not None:
             store(path, data)
-        made.append((path, None if store is not None else data, sha, len(data)))
+        made.append((path, None if store is not None else data, sha, len(data), work))
     return made
 
 
@@ -181,12 +187,16 @@ def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Stor
 
     def render_documents() -> None:
         documents["RUNBOOK.md"] = renderer.runbook(signing).encode("utf-8")
-        documents["plan.json"] = renderer.plan_json().encode("utf-8")
         documents[MARKER] = marker_bytes(bundle_marker(meta))
 
-    for path, data, sha, size in _all_server_files(renderer, plan.servers, signer, store, render_documents):
+    work: dict[str, str] = {}
+    for path, data, sha, size, work_sha in _all_server_files(renderer, plan.servers, signer, store, render_documents):
         entries.append(manifest.Entry(path, sha, size))
+        if work_sha:
+            work[path] = work_sha
         yield path, data
+    # plan.json last of the documents: it carries every script's work digest, for `sfbgen diff`.
+    documents["plan.json"] = renderer.plan_json(work).encode("utf-8")
     for name in ("RUNBOOK.md", "plan.json", MARKER):
         entries.append(manifest.Entry(name, _sha256(documents[name]), len(documents[name])))
         yield name, documents[name]
@@ -194,6 +204,17 @@ def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Stor
     produced = [f"{server.fqdn}/{name}" for server in plan.servers for name in produced_on_server(server)]
     listing = manifest.Manifest("*", meta.digest, signer.thumbprint if signer else "", entries, produced)
     yield manifest.ROOT_NAME, _sign(signer, manifest.ROOT_NAME, manifest.render(listing))
+
+
+def work_digests(plan: DeploymentPlan, meta: Meta) -> dict[str, str]:
+    """Every script's work digest (the SHA-256 of its unsigned bytes), rendering nothing else: what
+    `sfbgen diff` compares. `meta.signer` is the thumbprint the scripts name, if any."""
+    renderer = Renderer(plan, meta)
+    return {path: work for path, _data, _sha, _size, work in _all_server_files(renderer, plan.servers, None, _discard, lambda: None) if work}
+
+
+def _discard(_path: str, _data: bytes) -> None:
+    """A store that keeps nothing: workers then send back only names and digests."""
 
 
 def bundle_marker(meta: Meta) -> dict:

@@ -18,6 +18,7 @@ from .plan import (
     ServerPlan,
 )
 from .platform import fact, product, windows_features
+from .diagnostics import NO_SPAN
 from .powershell import Raw, cmdlet, comment, quote, var
 from .resources import cache_dir, resource_dir
 
@@ -167,8 +168,24 @@ class Renderer:
             for script in server.scripts
         }
 
-    def plan_json(self) -> str:
-        return json_lines(plan_document(self.plan, self.meta))
+    def fingerprint(self, server: ServerPlan) -> str:
+        """A digest of everything `server()` renders from for this server: equal fingerprints render
+        equal scripts, so `sfbgen diff` renders only the servers whose fingerprints differ. Source
+        positions are left out (they move when lines are added above, and no script shows them)."""
+        import dataclasses
+        import hashlib
+
+        state = {f.name: getattr(server, f.name) for f in dataclasses.fields(server) if f.name not in ("pool", "span")}
+        state["requests"] = [dataclasses.replace(r, origin=NO_SPAN) for r in server.requests]
+        state.pop("certificates"), state.pop("oauth")
+        context = (
+            _plain(server.pool), sorted(state.items()), self.members[id(server.pool)], self.edges,
+            self.base["edge_config_host"], dataclasses.replace(self.meta, source="", digest="", version=""),
+        )
+        return "fp:" + hashlib.sha256(repr(context).encode("utf-8")).hexdigest()
+
+    def plan_json(self, work: dict[str, str] | None = None) -> str:
+        return json_lines(plan_document(self.plan, self.meta, work or {}))
 
     def runbook(self, signing: dict) -> str:
         plan = self.plan
@@ -201,8 +218,22 @@ class Renderer:
         )
 
 
-def plan_document(plan: DeploymentPlan, meta: Meta) -> dict:
-    """plan.json: the same plan as the runbook, for machines."""
+def _plain(value):
+    """A model as nested tuples of its fields, without source positions."""
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return (type(value).__name__,) + tuple(
+            (name, _plain(getattr(value, name, None))) for name in type(value).model_fields if name != "span" and not name.endswith("_span"))
+    if isinstance(value, (tuple, list)):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def plan_document(plan: DeploymentPlan, meta: Meta, work: dict[str, str] | None = None) -> dict:
+    """plan.json: the same plan as the runbook, for machines; `work` maps each script to the SHA-256 of
+    its unsigned bytes, which changes only when what the script does changes."""
+    work = work or {}
     servers = []
     for server in plan.servers:
         servers.append(
@@ -213,6 +244,7 @@ def plan_document(plan: DeploymentPlan, meta: Meta) -> dict:
                 "roles": list(server.roles),
                 "site": server.site,
                 "scripts": [f"{server.fqdn}/{s.filename}" for s in server.scripts],
+                "work": {s.filename: work.get(f"{server.fqdn}/{s.filename}", "") for s in server.scripts},
                 "certificates": [c.to_plan() for c in server.requests],
             }
         )
@@ -222,6 +254,7 @@ def plan_document(plan: DeploymentPlan, meta: Meta) -> dict:
         "source": meta.source,
         "topology_sha256": meta.digest,
         "sfbgen": meta.version,
+        "signer": meta.signer,
         "servers": servers,
         "runbook": [step.to_plan() for step in plan.steps],
     }

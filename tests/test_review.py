@@ -43,3 +43,65 @@ def test_an_edit_changes_only_the_files_whose_work_changes(tmp_path, edit):
     changed = {path for path in before.keys() | after.keys() if before.get(path) != after.get(path)}
     expected = {path for path in after if any(path.startswith(a[:-1]) if a.endswith("*") else path == a for a in allowed)}
     assert changed - ROOT_DOCUMENTS == expected, sorted(changed ^ expected)
+
+
+# ---------------------------------------------------------------------------------------------------
+# sfbgen diff
+
+
+def _write(tmp_path, name: str, text: str):
+    path = tmp_path / f"{name}.sfb"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_diff_agrees_with_the_files_that_change(tmp_path, edit):
+    """What `sfbgen diff` says changes is what compiling both sides changes, whatever OLD is given as."""
+    from sfbgen.difference import compare, snapshot, snapshots
+
+    old_text, new_text, allowed = EDITS[edit]
+    old = _write(tmp_path, "old", CONTOSO)
+    new = _write(tmp_path, "new", CONTOSO.replace(old_text, new_text))
+    compile_file(old, tmp_path / "bundle")
+    results = [compare(*snapshots(old, new)),  # two topologies: fingerprints, rendering only what differs
+               compare(snapshot(old), snapshot(new)),  # both rendered in full
+               compare(snapshot(tmp_path / "bundle"), snapshot(new)),  # the deployed bundle
+               compare(snapshot(tmp_path / "bundle" / "plan.json"), snapshot(new))]  # its plan.json
+    first = results[0].to_json()
+    for other in results[1:]:
+        assert {k: v for k, v in other.to_json().items() if k not in ("old", "new")} == {k: v for k, v in first.items() if k not in ("old", "new")}
+    changed = {f"{fqdn}/{name}" for fqdn, names in results[0].changed_scripts.items() for name in names}
+    assert changed == {a for a in allowed if a.endswith(".ps1")}
+    added = {s["fqdn"] for s in results[0].added}
+    assert added == {a.split("/")[0] for a in allowed if a.endswith("*")}
+
+
+def test_diff_names_certificates_to_request_again_and_the_order(tmp_path):
+    from sfbgen.difference import compare, markdown, snapshots
+
+    old = _write(tmp_path, "old", CONTOSO)
+    new = _write(tmp_path, "new", CONTOSO.replace('"https://meet.fabrikam.com"', '"https://conf.fabrikam.com"'))
+    difference = compare(*snapshots(old, new))
+    (web,) = [c for c in difference.certificates if c["servers"] == ["se01.contoso.com"]]
+    assert "meet.fabrikam.com" in web["old_sans"] and "conf.fabrikam.com" in web["new_sans"]
+    assert [s["id"] for s in difference.steps] == ["fe01.contoso.com:3", "fe02.contoso.com:3", "fe03.contoso.com:3", "se01.contoso.com:3"]
+    text = markdown(difference)
+    assert "**Certificates to request again**" in text and "1. `fe01.contoso.com:3`" in text
+    nothing = compare(*snapshots(old, old))
+    assert nothing.empty and "nothing to run again" in markdown(nothing)
+
+
+def test_diff_cli(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    old = _write(tmp_path, "old", CONTOSO)
+    new = _write(tmp_path, "new", CONTOSO.replace(*EDITS["add a Front End server"][:2]))
+    run = subprocess.run([sys.executable, "-m", "sfbgen", "diff", str(old), str(new), "--format", "json"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert [s["fqdn"] for s in json.loads(run.stdout)["servers_added"]] == ["fe04.contoso.com"]
+    broken = _write(tmp_path, "broken", "topology {")
+    run = subprocess.run([sys.executable, "-m", "sfbgen", "diff", str(old), str(broken)], capture_output=True, text=True)
+    assert run.returncode == 1 and "SFB" in run.stderr and "Traceback" not in run.stderr
