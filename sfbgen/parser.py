@@ -34,6 +34,8 @@ _BLOCK_KEYWORDS = {
     "edge_pool": "pool",
 }
 
+_BLOCK_TYPES = {keyword.upper() for keyword in _BLOCK_KEYWORDS} - {"TOPOLOGY"}
+
 # Common mistakes, recognised by the parser state they leave Lark in (lark's match_examples).
 _EXAMPLES: dict[tuple[str, str], list[str]] = {
     ("the topology name must be quoted", 'write it as topology "Contoso" { ... }'): [
@@ -51,7 +53,8 @@ _EXAMPLES: dict[tuple[str, str], list[str]] = {
     ("a pool must be inside a site", 'put it in a site "Name" { ... } block'): [
         'topology "t" { enterprise_pool a.b {',
         'topology "t" { standard_edition a.b',
-        'topology "t" { mediation_pool a.b {',
+        # (no mediation_pool here: at the topology's level the lexer reads its first letters as the
+        # keyword 'media', and the state that leaves is the one after a real 'media' line)
         'topology "t" { edge_pool a.b {',
         'topology "t" { director_pool a.b {',
     ],
@@ -78,13 +81,94 @@ def _parser() -> Lark:
     return Lark(grammar, parser="lalr", propagate_positions=True, cache=cache, maybe_placeholders=False)
 
 
+MAX_SYNTAX_ERRORS = 25
+
+
 def parse(text: str, file: str) -> tuple[Tree | None, list[Diagnostic]]:
-    """Parse `text`; return the tree, or None and one diagnostic for the first syntax error."""
+    """Parse `text`; return the tree, or None and a diagnostic for every syntax error.
+
+    After an error the parser recovers at the statement: the statement holding the error (a block
+    statement with its whole block) is blanked out — spaces, so that lines and columns stay — and the
+    text is parsed again, until it parses or the file ends inside a block, or after 25 errors.
+    """
+    if _XML.match(text):
+        return None, [diagnostic(
+            "SFB110", Span.point(1, 1), "this is an XML topology document, not a topology in the sfbgen language",
+            "turn it into one with: sfbgen import " + (file if " " not in file else f'"{file}"') + " --out topo.sfb", file)]
     parser = _parser()
-    try:
-        return parser.parse(text), []
-    except UnexpectedInput as exc:
-        return None, [_syntax_diagnostic(parser, exc, text, file)]
+    errors: list[Diagnostic] = []
+    current, last = text, -1
+    while len(errors) < MAX_SYNTAX_ERRORS:
+        try:
+            tree = parser.parse(current)
+        except UnexpectedInput as exc:
+            offset = exc.pos_in_stream if exc.pos_in_stream is not None else len(current)
+            if errors and (offset <= last or "<end-of-file>" in _describe_expected(parser, set(getattr(exc, "expected", ()) or ()))):
+                break  # no progress, or an error the repair itself made: stop at what is known
+            last = offset
+            errors.append(_syntax_diagnostic(parser, exc, current, file))
+            repaired = _blank_statement(current, exc)
+            if repaired is None or repaired == current:
+                break
+            current = repaired
+            continue
+        return (tree, []) if not errors else (None, errors)
+    return None, errors
+
+
+_XML = re.compile(r"\A\s*<(\?xml|Topology|TopologyBuilder)\b")
+_STATEMENT = re.compile(r"[A-Za-z_]+")
+
+
+def _keywords() -> set[str]:
+    """Every word of the grammar that opens a statement or a block."""
+    return {t.pattern.value for t in _parser().terminals if t.pattern.type == "str" and t.pattern.value.isidentifier()
+            and t.pattern.value not in ("primary", "public", "internal", "external", "online", "offline", "for", "arguments")}
+
+
+def _blank_statement(text: str, exc: UnexpectedInput) -> str | None:
+    """`text` with the statement that holds the error blanked out, or None when nothing can be. A
+    block keyword where the open block could close gets the missing '}' instead (in the blank before
+    it, so that columns stay)."""
+    if isinstance(exc, UnexpectedEOF) or getattr(getattr(exc, "token", None), "type", "") == "$END":
+        return None
+    offset = exc.pos_in_stream if exc.pos_in_stream is not None else _offset_of(text, exc.line, exc.column)
+    token = getattr(exc, "token", None)
+    if (token is not None and token.type in _BLOCK_TYPES and "RBRACE" in set(getattr(exc, "expected", ()) or ())
+            and offset > 0 and text[offset - 1] in " \t"):
+        return text[: offset - 1] + "}" + text[offset:]
+    keywords = _keywords()
+    tokens = [(m.start(), m.end(), m.group()) for m in _SCAN.finditer(text)]
+    index = next((i for i, (start, end, _) in enumerate(tokens) if start <= offset < max(end, start + 1)), None)
+    if index is None:
+        return None
+    start = index - 1 if tokens[index][2] == "{" and index > 0 else index
+    while start > 0 and tokens[start][2] not in keywords and tokens[start][2] not in "{}":
+        start -= 1
+    if tokens[start][2] in "{}" and start != index:
+        start += 1
+    if tokens[start][2] == "topology":
+        return None  # the topology's own header: nothing sensible is left to parse
+    end, depth = index + 1, 0
+    if tokens[index][2] == "{" or tokens[start][2] in keywords:
+        # A block statement in the wrong place goes with its whole block.
+        probe = start
+        while probe < len(tokens) and tokens[probe][2] not in "{}" and (probe == start or tokens[probe][2] not in keywords):
+            probe += 1
+        if probe < len(tokens) and tokens[probe][2] == "{":
+            depth, end = 0, probe
+            while end < len(tokens):
+                depth += {"{": 1, "}": -1}.get(tokens[end][2], 0)
+                end += 1
+                if depth == 0:
+                    break
+    while end < len(tokens) and depth == 0 and tokens[end][2] not in keywords and tokens[end][2] not in "{}":
+        end += 1
+    first, last = tokens[start][0], tokens[end - 1][1] if end > start else tokens[start][1]
+    if isinstance(exc, UnexpectedCharacters) and text[offset:offset + 1] == '"':
+        first, last = tokens[start][0], text.find("\n", offset) if "\n" in text[offset:] else len(text)
+    blanked = "".join(c if c == "\n" else " " for c in text[first:last])
+    return text[:first] + blanked + text[last:]
 
 
 def _describe_terminal(parser: Lark, name: str) -> str:
@@ -213,6 +297,16 @@ def _syntax_diagnostic(parser: Lark, exc: UnexpectedInput, text: str, file: str)
     span = _token_span(token)
     expected = _describe_expected(parser, expected_names)
     problem = f"unexpected {_quote_for_message(str(token))}; expected {expected}"
+    quoted = _wrong_quotes(str(token))
+    if quoted and "STRING" in expected_names:
+        return diagnostic("SFB101", span, f"{problem}: {quoted}", 'write the text between straight double quotes, "like this"', file)
+    if token.type in _BLOCK_TYPES and "RBRACE" in expected_names:
+        # A block keyword where the open block could still close: that block's '}' is missing.
+        blocks = _open_blocks(text, token.start_pos)
+        if len(blocks) >= 2:
+            what, line, col = blocks[-1]
+            return diagnostic("SFB101", span, f"the {what} opened at {line}:{col} is not closed before this {_quote_for_message(str(token))}",
+                              f"add '}}' to close the {what} opened at {line}:{col}, before this line", file)
     label = _match_example(exc)
     if label:
         return diagnostic("SFB101", span, f"{problem}: {label[0]}", label[1], file)
@@ -265,6 +359,17 @@ def _match_example(exc: UnexpectedInput) -> tuple[str, str] | None:
     for position, token_type, label in _example_states():
         if position == exc.state.position and token_type == exc.token.type:
             return label
+    return None
+
+
+def _wrong_quotes(text: str) -> str | None:
+    """What is wrong with the quotes of a word written where a string belongs, or None."""
+    if any(c in text for c in "\u201c\u201d\u201e\u00ab\u00bb"):
+        return "these are curly quotes (a word processor's), not the straight double quote"
+    if any(c in text for c in "\u2018\u2019"):
+        return "these are curly single quotes, not the straight double quote"
+    if text.startswith("'"):
+        return "strings are written between double quotes, not single quotes"
     return None
 
 

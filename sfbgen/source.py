@@ -66,8 +66,21 @@ def decode_source(raw: bytes, name: str) -> tuple[Source | None, list[Diagnostic
 
     if len(raw) > MAX_SOURCE_BYTES:
         return fail("SFB004", f"the text is larger than {MAX_SOURCE_BYTES // (1024 * 1024)} MB", "check that this is the topology file")
-    if b"\x00" in raw[:65536] or raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return fail("SFB003", "the file is binary or UTF-16, not UTF-8 text", "save the topology as UTF-8 text")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        # UTF-16 with a byte-order mark: what Notepad's "Unicode" and Windows PowerShell 5.1's '>' and
+        # Out-File write. The mark says exactly how to read it.
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError:
+            return fail("SFB002", "the file starts with a UTF-16 byte-order mark but is not valid UTF-16", "save the topology as UTF-8 text")
+        if "\x00" in text:
+            return fail("SFB003", "the file is binary, not text", "save the topology as UTF-8 text")
+        text = text.removeprefix("\ufeff")
+        if not text.strip():
+            return fail("SFB005", "the file is empty", 'start with: topology "Name" { ... }')
+        return Source(name, text, hashlib.sha256(raw).hexdigest()), []
+    if b"\x00" in raw[:65536]:
+        return fail("SFB003", "the file is binary or UTF-16 without a byte-order mark, not UTF-8 text", "save the topology as UTF-8 text")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

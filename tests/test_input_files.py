@@ -22,7 +22,7 @@ def codes(path) -> list[str]:
         (b"", "SFB005"),
         (b"   \n\t\n", "SFB005"),
         (b"\x00\x01\x02binary\xff", "SFB003"),
-        ("topology".encode("utf-16"), "SFB003"),
+        ("topology".encode("utf-16-le"), "SFB003"),  # UTF-16 without its byte-order mark
         (b'topology "caf\xe9" {}', "SFB002"),
         (b"{" * 10_000, "SFB101"),
         (b"}" * 10_000, "SFB101"),
@@ -30,7 +30,7 @@ def codes(path) -> list[str]:
         (b"topology " + b"a" * 200_000, "SFB101"),
         (b'topology "x"', "SFB103"),
     ],
-    ids=["empty", "blank", "binary", "utf16", "latin1", "open-braces", "close-braces", "nested-sites", "long-line", "truncated"],
+    ids=["empty", "blank", "binary", "utf16-without-bom", "latin1", "open-braces", "close-braces", "nested-sites", "long-line", "truncated"],
 )
 def test_bad_content(tmp_path, content, code):
     path = tmp_path / "topo.sfb"
@@ -81,3 +81,14 @@ def test_cli_never_prints_a_traceback(tmp_path):
         run = subprocess.run([sys.executable, "-m", "sfbgen", "check", str(path)], capture_output=True, text=True)
         assert run.returncode == 1, run.stderr
         assert "Traceback" not in run.stderr and "error SFB" in run.stderr
+
+
+@pytest.mark.parametrize("encoding,bom", [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")])
+def test_utf16_with_a_bom_reads_like_utf8(tmp_path, encoding, bom):
+    """Notepad's "Unicode" and Windows PowerShell 5.1's '>' and Out-File write UTF-16 with a BOM."""
+    text = (SAMPLES / "standard-edition.sfb").read_text(encoding="utf-8").replace("\n", "\r\n")
+    path = tmp_path / "topo.sfb"
+    path.write_bytes(bom + text.encode(encoding))
+    result = check_file(path)
+    plain = check_file(SAMPLES / "standard-edition.sfb")
+    assert result.ok and result.topology.name.value == plain.topology.name.value

@@ -105,3 +105,46 @@ def test_diff_cli(tmp_path):
     broken = _write(tmp_path, "broken", "topology {")
     run = subprocess.run([sys.executable, "-m", "sfbgen", "diff", str(old), str(broken)], capture_output=True, text=True)
     assert run.returncode == 1 and "SFB" in run.stderr and "Traceback" not in run.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# Every syntax error at once, and everyday mistakes named
+
+
+SEVERAL = """topology "T" {
+    product 2015 2016
+    media x
+    site "S" {
+        enterprise_pool p.t.com {
+            front_end a.t.com
+        standard_edition se.t.com {
+        }
+        site 'Other' {
+        }
+    }
+    city “Redmond”
+}
+"""
+
+
+def test_every_syntax_error_is_reported_in_one_run():
+    from sfbgen import check_text
+
+    found = [(d.code, d.span.line, d.message) for d in check_text(SEVERAL, "several.sfb").diagnostics]
+    assert [(code, line) for code, line, _ in found][:5] == [("SFB101", 2), ("SFB101", 3), ("SFB101", 7), ("SFB101", 9), ("SFB101", 9)]
+    messages = [m for _, _, m in found]
+    assert "the pool opened at 5:9 is not closed before this 'standard_edition'" in messages[2] and "Add '}'" in messages[2]
+    assert "the site opened at 4:5 is not closed before this 'site'" in messages[3]
+    assert "not single quotes" in messages[4]
+
+
+@pytest.mark.parametrize("text,phrase", [
+    ('topology "T" { media \u201cD:\\\\\u201d }', "curly quotes"),
+    ("topology \"T\" { site 'Redmond' { } }", "not single quotes"),
+    ('<?xml version="1.0"?>\n<Topology/>', "sfbgen import"),
+])
+def test_everyday_mistakes_are_named(text, phrase):
+    from sfbgen import check_text
+
+    messages = " ".join(d.message for d in check_text(text, "t.sfb").diagnostics)
+    assert phrase in messages, messages
