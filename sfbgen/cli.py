@@ -23,8 +23,12 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="Compile a Skype for Business Server topology (topo.sfb) into signed per-server PowerShell bundles and a runbook.",
 )
+
+
+TABLE_WIDTH = 100  # what tables fit in, unless --wide
 
 
 class Format(str, Enum):
@@ -82,7 +86,7 @@ def check(
         failed = {d.file for d in diagnostics if d.is_error}
         for file in files:
             if str(file) not in failed:
-                typer.echo(f"{file}: ok", err=True)
+                typer.echo(f"{file}: ok")
     raise typer.Exit(code)
 
 
@@ -135,10 +139,10 @@ def compile_(
         # Writing the bundle failed (a full disk, a read-only folder): what was there before is as it was.
         typer.echo(f"sfbgen: error: could not write the bundle: {exc}. {out} is unchanged.", err=True)
         raise typer.Exit(74)
-    _emit_text_or_json(result.diagnostics, {}, format)
+    _emit_text_or_json(result.diagnostics, _source_text(file), format)
     scripts = sum(len(s.scripts) for s in result.plan.servers)
     signed = "signed" if result.signed else "unsigned"
-    typer.echo(f"wrote {out}: {len(result.plan.servers)} servers, {scripts} {signed} scripts, RUNBOOK.md, plan.json", err=True)
+    typer.echo(f"wrote {out}: {_count(len(result.plan.servers), 'server')}, {scripts} {signed} scripts, RUNBOOK.md, plan.json")
     if not result.signed:
         typer.echo(
             "WARNING: the bundle is NOT SIGNED. Servers with the AllSigned or RemoteSigned policy will refuse its scripts; "
@@ -181,6 +185,7 @@ def diff(
 def certs(
     file: Path = typer.Argument(..., help="The topology file (.sfb).", show_default=False),
     format: Format = typer.Option(Format.text, "--format", help="table for people, json for machines."),
+    wide: bool = typer.Option(False, "--wide", help="One line per certificate, however long (the text fits 100 columns otherwise)."),
 ) -> None:
     """Print every certificate the topology needs: server, usages, subject, names, key and authority."""
     from .api import check_file
@@ -202,14 +207,27 @@ def certs(
         document = [{"server": fqdn, **request.to_plan()} for fqdn, request in rows]
         typer.echo(json.dumps(document, indent=2))
         return
-    table = [("SERVER", "USAGES", "SUBJECT", "KEY", "AUTHORITY", "SUBJECT ALTERNATIVE NAMES")]
+    if wide:
+        table = [("SERVER", "USAGES", "SUBJECT", "KEY", "AUTHORITY", "SUBJECT ALTERNATIVE NAMES")]
+        for fqdn, r in rows:
+            how = f"copied from {r.requested_on}" if plan.server(fqdn).imports_shared(r) else r.authority
+            key = f"{r.key_size}{' exportable' if r.exportable_key else ''}"
+            table.append((fqdn, ",".join(r.usages), r.subject, key, how, ", ".join(r.sans) or "(none)"))
+        widths = [max(len(row[i]) for row in table) for i in range(5)]
+        for row in table:
+            typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
+        return
+    # Within 100 columns: one block per certificate, its names wrapped.
+    import textwrap
+
     for fqdn, r in rows:
         how = f"copied from {r.requested_on}" if plan.server(fqdn).imports_shared(r) else r.authority
-        key = f"{r.key_size}{' exportable' if r.exportable_key else ''}"
-        table.append((fqdn, ",".join(r.usages), r.subject, key, how, ", ".join(r.sans) or "(none)"))
-    widths = [max(len(row[i]) for row in table) for i in range(5)]
-    for row in table:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
+        key = f"{r.key_size} bits{', exportable' if r.exportable_key else ''}"
+        typer.echo(textwrap.shorten(f"{fqdn}: {', '.join(r.usages)}", width=TABLE_WIDTH, placeholder="..."))
+        typer.echo("    " + textwrap.shorten(f"subject {r.subject}; {key}; {how}", width=TABLE_WIDTH - 4, placeholder="..."))
+        names = ", ".join(r.sans) or "(none)"
+        for line in textwrap.wrap(names, width=TABLE_WIDTH, initial_indent="    names   ", subsequent_indent="            ", break_on_hyphens=False):
+            typer.echo(line)
 
 
 @app.command()
@@ -259,7 +277,7 @@ def verify(
         else:
             failed += 1
             typer.echo(f"FAILED  {report.path}: {'; '.join(report.problems)}")
-    typer.echo(f"{len(reports) - failed} ok, {failed} failed", err=True)
+    typer.echo(f"{len(reports) - failed} ok, {failed} failed")
     raise typer.Exit(1 if failed else 0)
 
 
@@ -285,13 +303,12 @@ def codesign_cert(
     cer = out.with_suffix(".cer")
     write_new_file(cer, cert.public_bytes(serialization.Encoding.DER), 0o644)
     thumbprint = cert.fingerprint(__import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA1"]).SHA1()).hex().upper()
-    typer.echo(f"wrote {out} (key and certificate) and {cer} (certificate only); thumbprint {thumbprint}", err=True)
+    typer.echo(f"wrote {out} (key and certificate) and {cer} (certificate only); thumbprint {thumbprint}")
     typer.echo(
         f"It is not a CA: it signs scripts and can vouch for nothing else. On every server, trust it for AllSigned:\n"
         f"  Import-Certificate -FilePath .\\{cer.name} -CertStoreLocation Cert:\\LocalMachine\\Root\n"
         f"  Import-Certificate -FilePath .\\{cer.name} -CertStoreLocation Cert:\\LocalMachine\\TrustedPublisher\n"
         f"and check bundles with: sfbgen verify BUNDLE --trust {cer} --signer {thumbprint}",
-        err=True,
     )
 
 
@@ -335,15 +352,25 @@ def import_(
         from .bundle import write_file_atomically
 
         write_file_atomically(out, result.text.encode("utf-8"))
-    pools = len(result.pools)
-    typer.echo(
-        f"imported {file} ({result.format}): {result.servers} server{'s' if result.servers != 1 else ''} in {pools} pool{'s' if pools != 1 else ''}"
-        + (f" -> {out}" if out else ""),
-        err=True,
-    )
+    # The summary goes to stdout, unless stdout carries the topology itself.
+    to_stderr = out is None
+    typer.echo(f"imported {file} ({result.format}): {_count(result.servers, 'server')} in {_count(len(result.pools), 'pool')}"
+               + (f" -> {out}" if out else ""), err=to_stderr)
     for item in result.not_deployed:
-        typer.echo(f"  not deployed by sfbgen: {item.fqdn}: {item.what} (line {item.line})", err=True)
+        typer.echo(f"  not deployed by sfbgen: {item.fqdn}: {item.what} (line {item.line})", err=to_stderr)
     raise typer.Exit(1 if has_errors(result.diagnostics) else 0)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _source_text(file: Path) -> dict[str, str]:
+    """The topology's text, to show source lines under warnings (nothing when it cannot be read)."""
+    from .source import read_source
+
+    source, _ = read_source(file)
+    return {source.name: source.text} if source is not None else {}
 
 
 def _emit_text_or_json(diagnostics, sources, fmt: Format) -> None:

@@ -18,10 +18,11 @@ def sfbgen_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def test_check_clean_sample():
-    run = sfbgen_cli("check", str(SAMPLES / "contoso.sfb"))
+    run = sfbgen_cli("check", str(SAMPLES / "standard-edition.sfb"))
     assert run.returncode == 0
-    assert run.stdout == ""
-    assert "ok" in run.stderr
+    # Results on stdout, diagnostics on stderr (issue 14): a clean file has a result and no diagnostic.
+    assert run.stdout == f"{SAMPLES / 'standard-edition.sfb'}: ok\n"
+    assert run.stderr == ""
 
 
 def test_check_errors_exit_1_with_caret(tmp_path):
@@ -99,13 +100,18 @@ def test_compile_refuses_unsigned_silently(tmp_path):
 
 
 def test_certs_command_table():
-    run = sfbgen_cli("certs", str(SAMPLES / "contoso.sfb"))
-    assert run.returncode == 0
-    lines = run.stdout.splitlines()
+    wide = sfbgen_cli("certs", str(SAMPLES / "contoso.sfb"), "--wide")
+    assert wide.returncode == 0
+    lines = wide.stdout.splitlines()
     assert lines[0].split()[:3] == ["SERVER", "USAGES", "SUBJECT"]
     edge = [line for line in lines if line.startswith("edge02.contoso.com") and "AccessEdgeExternal" in line]
     assert len(edge) == 1 and "copied from edge01.contoso.com" in edge[0]
     assert len(lines) == 1 + 11  # one row per certificate of the sample
+    # Without --wide the same certificates, in blocks that fit 100 columns.
+    narrow = sfbgen_cli("certs", str(SAMPLES / "contoso.sfb")).stdout.splitlines()
+    assert max(len(line) for line in narrow) <= 100
+    assert sum(1 for line in narrow if not line.startswith(" ")) == 11
+    assert any("copied from edge01.contoso.com" in line for line in narrow)
 
 
 def test_compile_reports_the_same_warnings_as_check(tmp_path):
@@ -171,7 +177,7 @@ def test_check_takes_several_files_and_reports_them_together(tmp_path):
     assert f"{broken}:11:39: error SFB103" in run.stderr
     assert f"{warned}:11:18: warning SFB302" in run.stderr
     assert run.stderr.count("1 error, 3 warnings") == 1  # one summary for the whole run
-    oks = [line for line in run.stderr.splitlines() if line.endswith(": ok")]
+    oks = [line for line in run.stdout.splitlines() if line.endswith(": ok")]
     assert oks == [f"{SAMPLES / 'fabrikam-2019.sfb'}: ok", f"{warned}: ok"]
 
     as_json = json.loads(sfbgen_cli("check", "--format", "json", str(broken), str(warned)).stdout)
@@ -179,4 +185,4 @@ def test_check_takes_several_files_and_reports_them_together(tmp_path):
 
     assert sfbgen_cli("check", str(SAMPLES / "contoso.sfb"), str(tmp_path / "missing.sfb")).returncode == 2
     clean = sfbgen_cli("check", *(str(p) for p in sorted(SAMPLES.glob("*.sfb"))))
-    assert clean.returncode == 0 and clean.stderr.count(": ok") == len(list(SAMPLES.glob("*.sfb")))
+    assert clean.returncode == 0 and clean.stdout.count(": ok") == len(list(SAMPLES.glob("*.sfb")))

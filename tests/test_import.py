@@ -238,7 +238,8 @@ def test_cli_import_writes_atomically_and_refuses_to_overwrite(tmp_path):
     run = lambda *args: subprocess.run([sys.executable, "-m", "sfbgen", "import", str(source), *args], capture_output=True, text=True)
     first = run("--out", str(out), "--media", "D:\\", "--ca", "ca.t.com\\CA")
     assert first.returncode == 0, first.stderr
-    assert "1 server in 1 pool" in first.stderr and "not deployed by sfbgen: srv-sql-01" in first.stderr
+    assert "1 server in 1 pool" in first.stdout and "not deployed by sfbgen: srv-sql-01" in first.stdout
+    assert "SFB404" in first.stderr and "SFB404" not in first.stdout
     assert out.read_text().startswith("# Imported by sfbgen import")
     again = run("--out", str(out))
     assert again.returncode == 2 and "--force" in again.stderr
