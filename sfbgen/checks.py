@@ -150,6 +150,20 @@ _ABSOLUTE_PATH = re.compile(r"^([A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)")
 def _check_path(value: m.Name | None, label: str, report: Reporter) -> None:
     if value is not None and not _ABSOLUTE_PATH.match(value.value):
         report("SFB252", value.span, f"the {label} '{_display(value.value)}' is not absolute", "give a drive path such as D:\\ or a UNC path such as \\\\files\\Media\\SfB")
+    _check_doubled_backslashes(value, label, report)
+
+
+def _check_doubled_backslashes(value: m.Name | None, label: str, report: Reporter) -> None:
+    """Strings are literal: a '\\\\' written out of habit (as in C or JSON) reaches the script as two."""
+    if value is None:
+        return
+    inner = value.value[2:] if value.value.startswith("\\\\") else value.value
+    position = inner.find("\\\\")
+    if position >= 0:
+        column = value.span.column + (len(value.value) - len(inner)) + position
+        report("SFB111", Span(value.span.line, column, value.span.line, column + 2),
+               f"the {label} holds a doubled backslash; strings are literal, so it reaches the scripts as two",
+               "write each backslash once, as Windows does (only a UNC path starts with two)")
 
 
 def check_settings(topology: m.Topology, report: Reporter) -> None:
@@ -196,6 +210,7 @@ def check_settings(topology: m.Topology, report: Reporter) -> None:
     for version in topology.windows_server:
         if version.value not in known:
             report("SFB108", version.span, f"'{_display(version.value)}' is not a Windows Server version sfbgen knows", "write some of " + ", ".join(known))
+    _check_doubled_backslashes(topology.install_path, "install path", report)
     if topology.install_path is not None and not re.match(r"^[A-Za-z]:\\", topology.install_path.value):
         report(
             "SFB251",

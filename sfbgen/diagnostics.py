@@ -93,6 +93,7 @@ CATALOG: dict[str, Rule] = {
     "SFB108": Rule(E, "unknown value", _LANGUAGE),
     "SFB109": Rule(W, "setting without effect", "the seed, step 4: Smart Setup runs inside Setup.exe, which sfbgen does not run"),
     "SFB110": Rule(E, "an XML topology given where the language is expected", "sfbgen: sfbgen import reads XML topologies"),
+    "SFB111": Rule(W, "doubled backslash in a path", _LANGUAGE + ": strings are literal (no escapes)"),
     "SFB201": Rule(E, "duplicate FQDN", "Get-CsPool.md and Get-CsComputer.md: a pool's and a computer's Identity is its FQDN, so one FQDN names one of them"),
     "SFB202": Rule(E, "malformed FQDN", "RFC 1035 section 2.3.1 and RFC 1123 section 2.1 (host names)"),
     "SFB203": Rule(E, "computer name too long", "Microsoft, 'Naming conventions in Active Directory': NetBIOS computer names have at most 15 characters"),

@@ -310,8 +310,30 @@ def _syntax_diagnostic(parser: Lark, exc: UnexpectedInput, text: str, file: str)
     label = _match_example(exc)
     if label:
         return diagnostic("SFB101", span, f"{problem}: {label[0]}", label[1], file)
+    suggestion = _did_you_mean(parser, str(token), expected_names)
     fix = _fix_for(exc, text)
+    if suggestion:
+        fix = f"did you mean '{suggestion}'? If not, " + fix
     return diagnostic("SFB101", span, problem, fix, file)
+
+
+def _did_you_mean(parser: Lark, word: str, expected: set[str]) -> str | None:
+    """The expected keyword closest to a misspelt `word` (frontend -> front_end), if one is close."""
+    import difflib
+
+    keywords = []
+    for name in expected:
+        try:
+            pattern = parser.get_terminal(name).pattern
+        except KeyError:
+            continue
+        if pattern.type == "str" and pattern.value.isidentifier():
+            keywords.append(pattern.value)
+    folded = {k.replace("_", "").lower(): k for k in keywords}
+    if word.replace("_", "").replace("-", "").lower() in folded:
+        return folded[word.replace("_", "").replace("-", "").lower()]
+    close = difflib.get_close_matches(word.lower(), keywords, n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def _fix_for(exc: UnexpectedInput, text: str) -> str:

@@ -139,6 +139,8 @@ def test_every_syntax_error_is_reported_in_one_run():
 
 
 @pytest.mark.parametrize("text,phrase", [
+    ('topology "T" { site "S" { enterprise_pool p.t.com { frontend a.t.com } } }', "Did you mean 'front_end'?"),
+    ('topology "T" { site "S" { edge_pool e.t.com { acess_edge a.t.com } } }', "Did you mean 'access_edge'?"),
     ('topology "T" { media \u201cD:\\\\\u201d }', "curly quotes"),
     ("topology \"T\" { site 'Redmond' { } }", "not single quotes"),
     ('<?xml version="1.0"?>\n<Topology/>', "sfbgen import"),
@@ -148,3 +150,22 @@ def test_everyday_mistakes_are_named(text, phrase):
 
     messages = " ".join(d.message for d in check_text(text, "t.sfb").diagnostics)
     assert phrase in messages, messages
+
+
+def test_doubled_backslashes_in_local_paths_are_warned_about():
+    from sfbgen import check_text
+
+    text = r"""topology "T" {
+    product 2015
+    media "D:\\SfB"
+    install_path "C:\\Program Files\\Skype for Business Server 2015"
+    sip_domain t.com primary
+    simple_url meet "https://meet.t.com"
+    simple_url dialin "https://dialin.t.com"
+    site "S" { standard_edition se.t.com { windows_source "\\files\share\\sxs" } }
+}
+"""
+    found = [(d.code, d.span.line, d.span.column) for d in check_text(text).diagnostics if d.code == "SFB111"]
+    assert [line for _, line, _ in found] == [3, 4, 8]
+    # A UNC path's leading pair is not doubled.
+    assert not [d for d in check_text(text.replace("\\\\SfB", "\\SfB").replace("\\\\Program", "\\Program").replace("\\\\Skype", "\\Skype").replace("share\\\\sxs", "share\\sxs")).diagnostics if d.code == "SFB111"]
