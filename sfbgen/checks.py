@@ -406,7 +406,7 @@ def check_simple_urls(topology: m.Topology, report: Reporter) -> None:
         if kind == "meet":
             domain = (url.domain.value if url.domain else primary).lower()
             if url.domain is not None and domain not in domains:
-                report("SFB217", url.domain.span, f"'{_display(url.domain.value)}' is not one of the topology's SIP domains", "add it with sip_domain, or name a listed domain")
+                report("SFB217", url.domain.span, f"'{_display(url.domain.value)}' is not one of the topology's SIP domains", _did_you_mean(url.domain.value, [d.name.value for d in topology.sip_domains], "add it with sip_domain, or name a listed domain"))
             elif domain in meet_for:
                 first = meet_for[domain].span
                 report("SFB218", url.span, f"a second Meet URL for {domain} (the first is at {first.line}:{first.column})", "keep one Meet URL per SIP domain")
@@ -535,6 +535,15 @@ def check_collocated_mediation(topology: m.Topology, report: Reporter) -> None:
             report("SFB209", pool.mediation.span, f"'{_display(pool.mediation.value)}' is not a mediation setting", "write 'mediation collocated', or remove the line")
 
 
+def _did_you_mean(value: str, candidates: list[str], fix: str) -> str:
+    """The fix, led by the defined name a mistyped reference most likely meant."""
+    import difflib
+
+    by_lower = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.8)
+    return f"did you mean {by_lower[close[0]]}? If not, {fix}" if close else fix
+
+
 def check_next_hops(topology: m.Topology, report: Reporter) -> None:
     # SFB230-232: Topology Builder help, add-edge-server-next-hop.md and add-mediation-server-nexthop.md.
     pools = {pool.fqdn.value.lower(): pool for pool in topology.pools()}
@@ -555,7 +564,9 @@ def check_next_hops(topology: m.Topology, report: Reporter) -> None:
             owner = pool_of_server[target]
             report("SFB230", pool.next_hop.span, f"{pool.next_hop.value} is a server, not a pool", f"name its pool: next_hop {owner.fqdn.value}")
         else:
-            report("SFB230", pool.next_hop.span, f"the next hop {_display(pool.next_hop.value)} is not a pool in this topology", "name a Front End pool or Standard Edition server defined here")
+            candidates = [p.fqdn.value for p in topology.pools() if p.kind in m.FRONT_END_KINDS or p.kind == "director"]
+            report("SFB230", pool.next_hop.span, f"the next hop {_display(pool.next_hop.value)} is not a pool in this topology",
+                   _did_you_mean(pool.next_hop.value, candidates, "name a Front End pool or Standard Edition server defined here"))
 
 
 def check_edges(topology: m.Topology, report: Reporter) -> None:

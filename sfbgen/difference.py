@@ -20,6 +20,8 @@ from pathlib import Path
 from .diagnostics import DiagnosticsError, UsageError
 
 MAX_PLAN_BYTES = 256 * 1024 * 1024
+# Below this much topology text (about 100 servers), a second process costs more than it saves.
+PARALLEL_MIN_BYTES = 8 * 1024
 
 
 @dataclass
@@ -96,49 +98,122 @@ def snapshot(path: Path, signer: str = "") -> Snapshot:
 def snapshots(old: Path, new: Path) -> tuple[Snapshot, Snapshot]:
     """Both sides. Two topology files are compared without rendering the servers whose inputs did not
     change: a server whose rendering fingerprint is the same on both sides has the same scripts, so its
-    fingerprint stands in for its work digests; only the others are rendered, both sides at once in
-    two processes where the machine has two cores."""
+    fingerprint stands in for its work digests; only the others are rendered. Where the machine has
+    two cores, each side is read, planned and rendered in its own process, the two exchanging only
+    their fingerprints."""
     old, new = Path(old), Path(new)
     if not (_is_topology(old) and _is_topology(new)):
         before = snapshot(old)
         return before, snapshot(new, signer=before.document.get("signer", ""))
-    global _sides
-    _sides = [_planned(old, ""), _planned(new, "")]
-    prints = [{server.fqdn: renderer.fingerprint(server) for server in plan.servers} for plan, _, renderer in _sides]
-    jobs = [(0, prints[0], prints[1]), (1, prints[1], prints[0])]
-    try:
-        documents = _in_two_processes(_side_document, jobs) if len(_sides[1][0].servers) >= 64 else [_side_document(job) for job in jobs]
-    finally:
-        _sides = []
-    return Snapshot(str(old), documents[0]), Snapshot(str(new), documents[1])
+    small = sum(_size(path) for path in (old, new)) < PARALLEL_MIN_BYTES
+    if small or _cores() < 2 or "fork" not in _start_methods():
+        sides = [_Side(old), _Side(new)]
+        for side in sides:
+            side.plan()
+        return sides[0].snapshot(sides[1].prints), sides[1].snapshot(sides[0].prints)
+    return _snapshots_in_two_processes(old, new)
 
 
-_sides: list = []  # what forked workers read: set just before the fork
+class _Side:
+    """One side of a comparison: its plan, its servers' fingerprints, then its snapshot."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.prints: dict[str, str] = {}
+
+    def plan(self) -> None:
+        self.planned = _planned(self.path, "")
+        _, _, renderer = self.planned
+        self.prints = {server.fqdn: renderer.fingerprint(server) for server in self.planned[0].servers}
+
+    def snapshot(self, theirs: dict[str, str]) -> Snapshot:
+        from .render import plan_document
+
+        plan, meta, renderer = self.planned
+        work: dict[str, str] = {}
+        for server in plan.servers:
+            mine = self.prints[server.fqdn]
+            if mine == theirs.get(server.fqdn):
+                work.update({f"{server.fqdn}/{s.filename}": mine for s in server.scripts})
+            else:
+                work.update(_rendered_work(renderer, server))
+        return Snapshot(str(self.path), plan_document(plan, meta, work))
 
 
-def _side_document(job) -> dict:
-    from .render import plan_document
-
-    index, mine, theirs = job
-    plan, meta, renderer = _sides[index]
-    work: dict[str, str] = {}
-    for server in plan.servers:
-        if mine[server.fqdn] == theirs.get(server.fqdn):
-            work.update({f"{server.fqdn}/{s.filename}": mine[server.fqdn] for s in server.scripts})
-        else:
-            work.update(_rendered_work(renderer, server))
-    return plan_document(plan, meta, work)
-
-
-def _in_two_processes(function, jobs: list) -> list:
+def _snapshots_in_two_processes(old: Path, new: Path) -> tuple[Snapshot, Snapshot]:
+    """OLD in a forked process, NEW in this one: each plans its side and sends the other its
+    fingerprints, then renders what differs. A side with errors sends its diagnostics instead;
+    OLD's are reported first, as in one process."""
     import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe()
+    child = context.Process(target=_plan_old_side, args=(old, theirs), daemon=True)
+    child.start()
+    theirs.close()
+    try:
+        side, failure = _Side(new), None
+        try:
+            side.plan()
+        except DiagnosticsError as exc:
+            failure = exc
+        kind, payload = _receive(ours)  # OLD's fingerprints, or its diagnostics
+        if kind == "errors":
+            raise DiagnosticsError(*payload)
+        if failure is not None:
+            raise failure
+        ours.send(side.prints)
+        after = side.snapshot(payload)  # while OLD renders its side
+        kind, document = _receive(ours)
+        return Snapshot(str(old), document), after
+    finally:
+        ours.close()
+        child.join(timeout=5)
+        if child.is_alive():
+            child.kill()
+
+
+def _plan_old_side(path: Path, pipe) -> None:
+    """The forked process's half of `_snapshots_in_two_processes`."""
+    side = _Side(path)
+    try:
+        side.plan()
+    except DiagnosticsError as exc:
+        # The exception itself does not survive pickling (its arguments are not its constructor's).
+        pipe.send(("errors", (exc.diagnostics, exc.sources)))
+        return
+    pipe.send(("prints", side.prints))
+    try:
+        theirs = pipe.recv()
+    except EOFError:  # NEW had errors: nothing left to do
+        return
+    pipe.send(("document", side.snapshot(theirs).document))
+
+
+def _receive(pipe):
+    try:
+        return pipe.recv()
+    except EOFError:
+        raise RuntimeError("the process comparing the old side ended without an answer") from None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # reported as a diagnostic when the side is read
+
+
+def _cores() -> int:
     import os
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [function(job) for job in jobs]
-    with multiprocessing.get_context("fork").Pool(2) as pool:
-        return pool.map(function, jobs)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods()
 
 
 def _rendered_work(renderer, server) -> dict[str, str]:

@@ -377,7 +377,20 @@ def import_bytes(raw: bytes, name: str, options: ImportOptions | None = None) ->
         importer.error(document.line, f"the {document.format} has no Front End, Director, Mediation or Edge pool that needs setup", "export the topology that holds the servers to deploy")
     text = _write(importer, pools, name.replace("\\", "/").rpartition("/")[2])
     failed = any(d.is_error for d in importer.diagnostics)
+    if not failed:
+        text = _formatted(text)
     return ImportResult(None if failed else text, importer.diagnostics, document.format, pools, importer.not_deployed)
+
+
+def _formatted(text: str) -> str:
+    """The written topology in sfbgen fmt's canonical form: what `fmt` would leave unchanged. Text
+    that does not parse is a bug of this module, not of the document, and is reported as one."""
+    from .formatter import format_text
+
+    formatted, errors = format_text(text, "<imported topology>")
+    if formatted is None:
+        raise AssertionError(f"sfbgen import wrote text that does not parse: {errors[0].message}")
+    return formatted
 
 
 def import_file(path, options: ImportOptions | None = None) -> ImportResult:

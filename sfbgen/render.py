@@ -144,6 +144,7 @@ class Renderer:
         for server in plan.servers:
             self.members.setdefault(id(server.pool), []).append(server.fqdn)
         self.edges = [s.fqdn for s in plan.servers if s.is_edge]
+        self._plain_pools: dict[int, tuple] = {}
         self.base = dict(
             meta=meta,
             files=STEP_FILES,
@@ -178,8 +179,11 @@ class Renderer:
         state = {f.name: getattr(server, f.name) for f in dataclasses.fields(server) if f.name not in ("pool", "span")}
         state["requests"] = [dataclasses.replace(r, origin=NO_SPAN) for r in server.requests]
         state.pop("certificates"), state.pop("oauth")
+        pool = self._plain_pools.get(id(server.pool))
+        if pool is None:  # a pool's members share it: made once per pool
+            pool = self._plain_pools[id(server.pool)] = _plain(server.pool)
         context = (
-            _plain(server.pool), sorted(state.items()), self.members[id(server.pool)], self.edges,
+            pool, sorted(state.items()), self.members[id(server.pool)], self.edges,
             self.base["edge_config_host"], dataclasses.replace(self.meta, source="", digest="", version=""),
         )
         return "fp:" + hashlib.sha256(repr(context).encode("utf-8")).hexdigest()

@@ -186,3 +186,17 @@ def test_check_takes_several_files_and_reports_them_together(tmp_path):
     assert sfbgen_cli("check", str(SAMPLES / "contoso.sfb"), str(tmp_path / "missing.sfb")).returncode == 2
     clean = sfbgen_cli("check", *(str(p) for p in sorted(SAMPLES.glob("*.sfb"))))
     assert clean.returncode == 0 and clean.stdout.count(": ok") == len(list(SAMPLES.glob("*.sfb")))
+
+
+def test_verify_refuses_plainly_where_files_cannot_be_opened_without_following_links(monkeypatch, tmp_path):
+    """On Windows (no O_NOFOLLOW) verify says to use Test-Bundle.ps1 rather than check a bundle it could be led out of."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from sfbgen.cli import app
+
+    monkeypatch.delattr(os, "O_NOFOLLOW")
+    result = CliRunner().invoke(app, ["verify", str(tmp_path), "--unsigned"])
+    assert result.exit_code == 2
+    assert "Test-Bundle.ps1" in result.stderr and "Traceback" not in result.output

@@ -92,6 +92,29 @@ def test_diff_names_certificates_to_request_again_and_the_order(tmp_path):
     assert nothing.empty and "nothing to run again" in markdown(nothing)
 
 
+def test_diff_of_large_topologies_in_two_processes_agrees_with_one(tmp_path, monkeypatch):
+    """Above PARALLEL_MIN_BYTES each side is planned in its own process; the answer is the same, and
+    either side's errors are reported (OLD's first) without a hang."""
+    from bench.generate import generate
+    from sfbgen import difference
+    from sfbgen.diagnostics import DiagnosticsError
+
+    base = generate(200)
+    old = _write(tmp_path, "old", base)
+    new = _write(tmp_path, "new", base.replace('meet.scale2.example"', 'conf.scale2.example"'))
+    assert old.stat().st_size >= difference.PARALLEL_MIN_BYTES
+    forked = difference.compare(*difference.snapshots(old, new)).to_json()
+    monkeypatch.setattr(difference, "PARALLEL_MIN_BYTES", 1 << 40)
+    assert difference.compare(*difference.snapshots(old, new)).to_json() == forked
+    assert forked["certificates_to_request_again"] and forked["scripts_changed"]
+    monkeypatch.undo()
+    broken = _write(tmp_path, "broken", base.replace("enterprise_pool", "enterprise_poool", 1))
+    for pair, blamed in (((broken, new), broken), ((old, broken), broken)):
+        with pytest.raises(DiagnosticsError) as raised:
+            difference.snapshots(*pair)
+        assert {d.file for d in raised.value.diagnostics} == {str(blamed)}
+
+
 def test_diff_cli(tmp_path):
     import json
     import subprocess
@@ -169,3 +192,15 @@ def test_doubled_backslashes_in_local_paths_are_warned_about():
     assert [line for _, line, _ in found] == [3, 4, 8]
     # A UNC path's leading pair is not doubled.
     assert not [d for d in check_text(text.replace("\\\\SfB", "\\SfB").replace("\\\\Program", "\\Program").replace("\\\\Skype", "\\Skype").replace("share\\\\sxs", "share\\sxs")).diagnostics if d.code == "SFB111"]
+
+
+def test_a_mistyped_reference_is_answered_with_the_name_it_was_meant_to_be(tmp_path):
+    from sfbgen.api import check_text
+
+    text = CONTOSO.replace("next_hop pool01.contoso.com", "next_hop pool1.contoso.com", 1).replace(
+        "for fabrikam.com", "for fabrikan.com")
+    found = {d.code: d.message for d in check_text(text).diagnostics if d.is_error}
+    assert "Did you mean pool01.contoso.com? If not, name a Front End pool" in found["SFB230"]
+    assert "Did you mean fabrikam.com? If not, add it with sip_domain" in found["SFB217"]
+    unrelated = CONTOSO.replace("next_hop pool01.contoso.com", "next_hop elsewhere.example.org", 1)
+    assert "id you mean" not in {d.code: d.message for d in check_text(unrelated).diagnostics}["SFB230"]
