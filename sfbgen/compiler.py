@@ -13,7 +13,7 @@ from . import __version__
 from .api import check_file
 from .diagnostics import Diagnostic, DiagnosticsError
 from .plan import DeploymentPlan, ServerPlan, build_plan
-from . import manifest
+from . import fleet, manifest
 from .render import Meta, Renderer, json_lines, to_windows_text
 
 SIGNABLE = (".ps1", ".psm1", ".psd1")
@@ -197,7 +197,10 @@ def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Stor
         yield path, data
     # plan.json last of the documents: it carries every script's work digest, for `sfbgen diff`.
     documents["plan.json"] = renderer.plan_json(work).encode("utf-8")
-    for name in ("RUNBOOK.md", "plan.json", MARKER):
+    # The fleet's orchestration (Ansible), from the same plan: listed in the signed manifest like the rest.
+    for name, text in fleet.files(plan).items():
+        documents[name] = text.encode("utf-8")
+    for name in ("RUNBOOK.md", "plan.json", MARKER, *sorted(n for n in documents if n.startswith("ansible/"))):
         entries.append(manifest.Entry(name, _sha256(documents[name]), len(documents[name])))
         yield name, documents[name]
     entries.sort(key=lambda entry: entry.path)

@@ -30,7 +30,7 @@ SCRIPT_TYPES = (".ps1", ".psm1", ".psd1")  # data/platform.json, 'script_extensi
 EXECUTABLE_TYPES = (".ps1xml", ".psc1", ".bat", ".cmd", ".exe", ".dll", ".com", ".scr", ".vbs", ".vbe", ".js", ".jse",
                     ".wsf", ".wsh", ".msi", ".msp", ".hta", ".cpl", ".lnk", ".reg", ".psc2", ".cdxml", ".ps2", ".ps2xml")
 # What a bundle holds besides scripts: readable documents, checked by their hash.
-DATA_TYPES = (".json", ".md", ".sfbgen-bundle")
+DATA_TYPES = (".json", ".md", ".yml", ".sfbgen-bundle")  # .yml: the Ansible orchestration (fleet.py), read by the controller, never run by Windows
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,9 @@ class RunbookStep:
     verify: str
     on_failure: str
     wave: int = 0
+    # A copy step's files, bundle-relative ("<source server>/out/<file>"), to put beside the scripts
+    # of `server`: what an orchestrator copies itself (a person follows `action`).
+    copies: tuple[str, ...] = ()
 
     def to_plan(self) -> dict:
         return {"id": self.id, "server": self.server, "action": self.action, "script": self.script, "after": list(self.after)}
@@ -185,8 +188,8 @@ class _StepGraph:
     def __init__(self):
         self.steps: dict[str, dict] = {}
 
-    def add(self, id: str, server: str, action: str, script: str | None, after, verify: str, on_failure: str, kind: str = "script") -> str:
-        self.steps[id] = dict(id=id, server=server, action=action, script=script, after=[a for a in after if a], kind=kind, verify=verify, on_failure=on_failure)
+    def add(self, id: str, server: str, action: str, script: str | None, after, verify: str, on_failure: str, kind: str = "script", copies: tuple[str, ...] = ()) -> str:
+        self.steps[id] = dict(id=id, server=server, action=action, script=script, after=[a for a in after if a], kind=kind, verify=verify, on_failure=on_failure, copies=copies)
         return id
 
     def depend(self, id: str, *after: str) -> None:
@@ -297,7 +300,8 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
             copy = g.add(f"{plan.fqdn}:copy-config", plan.fqdn,
                          f"Copy {edge_host.fqdn}/out/{EDGE_CONFIG_ZIP} into the bundle folder {plan.fqdn}/", None, [export],
                          f"{plan.fqdn}/{EDGE_CONFIG_ZIP} is on the Edge server beside its scripts",
-                         "copy it again; the file must not be altered", kind="manual")
+                         "copy it again; the file must not be altered", kind="manual",
+                         copies=(f"{edge_host.fqdn}/out/{EDGE_CONFIG_ZIP}",))
             g.depend(f"{plan.fqdn}:1", copy)
 
     # The other members of an Edge pool import the certificates the first member obtained (internal
@@ -311,7 +315,8 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
         copy = g.add(f"{plan.fqdn}:copy-edge-cert", plan.fqdn,
                      f"Copy {', '.join(f'{first.fqdn}/out/{name}' for name in files)} into the bundle folder {plan.fqdn}/", None, [done3[first.fqdn]],
                      f"the files are on {plan.fqdn} beside its scripts; keep their password at hand. Step 3 deletes each once imported",
-                     "export them again from the first Edge Server (run its step 3 again)", kind="manual")
+                     "export them again from the first Edge Server (run its step 3 again)", kind="manual",
+                     copies=tuple(f"{first.fqdn}/out/{name}" for name in files))
         target = f"{plan.fqdn}:3-request" if plan.offline else f"{plan.fqdn}:3"
         g.depend(target, copy)
 

@@ -1,0 +1,163 @@
+"""The fleet (issue 15): the Ansible inventory and playbook are derived from the plan, cover every
+runbook step exactly once in an order that respects every dependency, and pass Ansible's own tools."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from sfbgen.compiler import compile_file
+from sfbgen.fleet import safe
+from tests.conftest import VALID_SAMPLES
+
+FILES = ("ansible/inventory.yml", "ansible/site.yml", "ansible/group_vars/all.yml",
+         "ansible/tasks/run-step.yml", "ansible/tasks/copy-files.yml")
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fleet")
+    return {sample.stem: (compile_file(sample, out / sample.stem), out / sample.stem) for sample in VALID_SAMPLES}
+
+
+def _plan_steps(result) -> list[dict]:
+    import json
+
+    return json.loads(result.files["plan.json"])["runbook"]
+
+
+def _step_tasks(playbook: list[dict]) -> list[tuple[int, str, dict]]:
+    """(play index, step id, task) for every task of the wave plays that carries out a runbook step."""
+    found = []
+    for index, play in enumerate(playbook):
+        for task in play.get("tasks", []):
+            step = (task.get("vars") or {}).get("sfbgen_step")
+            if step is None and "ansible.builtin.set_fact" in task:
+                step = re.search(r"\['([^']+)'\]", task["ansible.builtin.set_fact"]["sfbgen_done"]).group(1)
+            if step is not None:
+                found.append((index, step, task))
+    return found
+
+
+@pytest.mark.parametrize("sample", [p.stem for p in VALID_SAMPLES])
+def test_every_runbook_step_exactly_once_after_everything_it_waits_for(bundles, sample):
+    result, _ = bundles[sample]
+    assert set(FILES) <= set(result.files)
+    steps = _plan_steps(result)
+    playbook = yaml.safe_load(result.files["ansible/site.yml"])
+    tasks = _step_tasks(playbook)
+    ids = [step for _, step, _ in tasks]
+    assert sorted(ids) == sorted(s["id"] for s in steps) and len(ids) == len(set(ids))
+    play_of = {step: index for index, step, _ in tasks}
+    task_of = {step: task for _, step, task in tasks}
+    owner = {s["id"]: s["server"] for s in steps}
+    for step in steps:
+        assert all(play_of[after] < play_of[step["id"]] for after in step["after"]), step
+        # ...and guarded by them: a failure or a wait stops what depends on it.
+        when = task_of[step["id"]]["when"]
+        assert f"inventory_hostname == '{step['server']}'" in when
+        for after in step["after"]:
+            assert f"'{after}' in (hostvars['{owner[after]}'].sfbgen_done | default([]))" in when
+        # The play that runs it includes its server.
+        assert step["server"] in playbook[play_of[step["id"]]]["hosts"]
+
+
+@pytest.mark.parametrize("sample", [p.stem for p in VALID_SAMPLES])
+def test_scripts_run_are_the_runbooks_with_the_password_on_stdin_where_needed(bundles, sample):
+    result, _ = bundles[sample]
+    steps = {s["id"]: s for s in _plan_steps(result)}
+    for _, step, task in _step_tasks(yaml.safe_load(result.files["ansible/site.yml"])):
+        script = (task.get("vars") or {}).get("sfbgen_script")
+        if steps[step]["script"]:
+            assert steps[step]["script"] == f"{steps[step]['server']}/{script}"
+            text = result.files[steps[step]["script"]].decode("utf-8-sig")
+            needs_password = "Get-PfxPassword (" in text
+            assert ("-PfxPasswordFromInput" in task["vars"].get("sfbgen_arguments", [])) == needs_password, step
+            assert (task["vars"].get("sfbgen_stdin") == "{{ sfbgen_pfx_password }}") == needs_password
+
+
+@pytest.mark.parametrize("sample", [p.stem for p in VALID_SAMPLES])
+def test_inventory_groups_every_server_by_pool_and_role_without_credentials(bundles, sample):
+    result, _ = bundles[sample]
+    text = result.files["ansible/inventory.yml"].decode("utf-8")
+    inventory = yaml.safe_load(text)["all"]["children"]
+    servers = {s["fqdn"] for s in __import__("json").loads(result.files["plan.json"])["servers"]}
+    domain = set(inventory["sfbgen_domain"]["hosts"])
+    edge = set((inventory.get("sfbgen_edge") or {}).get("hosts") or {})
+    assert domain | edge == servers and not domain & edge
+    in_pools = [h for group in inventory["sfbgen_servers"]["children"].values() for h in group["hosts"]]
+    assert sorted(in_pools) == sorted(servers)
+    if edge:
+        edge_vars = inventory["sfbgen_edge"]["vars"]
+        assert edge_vars["ansible_port"] == 5986 and edge_vars["ansible_winrm_scheme"] == "https"
+        assert edge_vars["ansible_password"] == "{{ sfbgen_edge_password }}"  # a placeholder, never a value
+    assert inventory["sfbgen_domain"]["vars"]["ansible_winrm_transport"] == "kerberos"
+
+
+def test_the_reference_sample_covers_restarts_ca_waits_and_copies(bundles):
+    result, _ = bundles["contoso"]
+    run_step = yaml.safe_load(result.files["ansible/tasks/run-step.yml"])
+    by_module = {k: t for t in run_step for k in t if k.startswith("ansible.")}
+    assert by_module["ansible.windows.win_reboot"]["when"] == "sfbgen_run.rc == 3010"
+    (wait,) = [t for t in run_step if "block" in t]
+    assert "ansible.builtin.meta" in wait["block"][-1] and wait["block"][-1]["ansible.builtin.meta"] == "end_host"
+    runs = [t for t in run_step if "ansible.windows.win_command" in t]
+    assert runs[0]["failed_when"] == "sfbgen_run.rc not in [0, 3, 3010]"
+    assert runs[1]["failed_when"] == "sfbgen_rerun.rc not in [0, 3]"
+    tasks = {step: task for _, step, task in _step_tasks(yaml.safe_load(result.files["ansible/site.yml"]))}
+    assert tasks["edge02.contoso.com:copy-edge-cert"]["vars"]["sfbgen_copies"] == [
+        "edge01.contoso.com/out/EdgeInternal.pfx", "edge01.contoso.com/out/EdgeExternal.pfx"]
+    assert tasks["edge01.contoso.com:copy-config"]["vars"]["sfbgen_copies"] == ["fe01.contoso.com/out/CsConfiguration.zip"]
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is not installed: pip install -e '.[test]' installs it"
+    return path
+
+
+@pytest.mark.parametrize("sample", [p.stem for p in VALID_SAMPLES])
+def test_ansible_playbook_syntax_check_and_ansible_lint_pass(bundles, sample, tmp_path):
+    _, folder = bundles[sample]
+    ansible = folder / "ansible"
+    environment = {"HOME": str(tmp_path), "PATH": __import__("os").environ["PATH"], "ANSIBLE_LOCAL_TEMP": str(tmp_path),
+                   "ANSIBLE_NOCOLOR": "1", "NO_COLOR": "1"}
+    syntax = subprocess.run([_tool("ansible-playbook"), "--syntax-check", "-i", "inventory.yml", "site.yml"],
+                            cwd=ansible, capture_output=True, text=True, env=environment, timeout=120)
+    assert syntax.returncode == 0, syntax.stdout + syntax.stderr
+    lint = subprocess.run([_tool("ansible-lint"), "--offline", "--nocolor", "site.yml", "inventory.yml", "group_vars/all.yml",
+                           "tasks/run-step.yml", "tasks/copy-files.yml"],
+                          cwd=ansible, capture_output=True, text=True, env=environment, timeout=300)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "criteria was 'production'" in lint.stderr + lint.stdout
+
+
+def test_a_value_that_is_not_a_plain_name_never_reaches_a_playbook():
+    assert safe("fe01.contoso.com:3-request") == '"fe01.contoso.com:3-request"'
+    for hostile in ("{{ lookup('pipe', 'id') }}", "a\nb: c", "x' or 'y", "%}", "a b"):
+        with pytest.raises(ValueError):
+            safe(hostile)
+
+
+def test_no_prompt_is_reachable_when_the_password_is_given(bundles):
+    """Get-PfxPassword returns -PfxPassword or the line on stdin before it could reach Read-Host; no
+    other prompt is in any script unless a switch asks for it (-PromptForCaCredential)."""
+    for sample, (result, _) in bundles.items():
+        for path, data in result.files.items():
+            if not path.endswith(".ps1"):
+                continue
+            text = data.decode("utf-8-sig")
+            for match in re.finditer(r"Read-Host|Get-Credential", text):
+                line = text[text.rfind("\n", 0, match.start()) + 1: text.find("\n", match.start())]
+                if "Read-Host" in match.group():
+                    function = text[text.rfind("function Get-PfxPassword", 0, match.start()): match.start()]
+                    assert function.startswith("function Get-PfxPassword"), (path, line)
+                    assert "if ($PfxPassword) { return $PfxPassword }" in function
+                    assert re.search(r"if \(\$PfxPasswordFromInput\) \{.*?return \$script:PfxPassword\s*\}", function, re.S)
+                else:
+                    before = text[text.rfind("function Get-CaCredential", 0, match.start()): match.start()]
+                    assert "if (-not $PromptForCaCredential) { return @{} }" in before, (path, line)
