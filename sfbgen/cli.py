@@ -142,7 +142,7 @@ def compile_(
     _emit_text_or_json(result.diagnostics, _source_text(file), format)
     scripts = sum(len(s.scripts) for s in result.plan.servers)
     signed = "signed" if result.signed else "unsigned"
-    typer.echo(f"wrote {out}: {_count(len(result.plan.servers), 'server')}, {scripts} {signed} scripts, RUNBOOK.md, plan.json")
+    typer.echo(f"wrote {out}: {_count(len(result.plan.servers), 'server')}, {scripts} {signed} scripts, RUNBOOK.md, plan.json, ansible/")
     if not result.signed:
         typer.echo(
             "WARNING: the bundle is NOT SIGNED. Servers with the AllSigned or RemoteSigned policy will refuse its scripts; "
