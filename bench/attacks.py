@@ -275,20 +275,20 @@ def traversal_in_an_unsigned_manifest(kit: Kit):
     return _verify(out, kit.trust(allow_unsigned=True))
 
 
-def listed_file_replaced_by_a_link(kit: Kit):
-    bundle = kit.copy("a13")
+def _listed_file_replaced_by_link(kit: Kit, name: str, destination: str):
+    bundle = kit.copy(name)
     target = bundle / SCRIPT
     target.unlink()
-    target.symlink_to("/etc/passwd")
+    target.symlink_to(destination)
     return _verify(bundle, kit.trust())
+
+
+def listed_file_replaced_by_a_link(kit: Kit):
+    return _listed_file_replaced_by_link(kit, "a13", "/etc/passwd")
 
 
 def listed_file_replaced_by_zero_device_link(kit: Kit):
-    bundle = kit.copy("a14")
-    target = bundle / SCRIPT
-    target.unlink()
-    target.symlink_to("/dev/zero")
-    return _verify(bundle, kit.trust())
+    return _listed_file_replaced_by_link(kit, "a14", "/dev/zero")
 
 
 def listed_file_replaced_by_8_gib(kit: Kit):

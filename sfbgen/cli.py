@@ -59,6 +59,17 @@ def _emit_diagnostics(diagnostics, source, fmt: Format) -> None:
     _emit_text_or_json(diagnostics, {source.name: source.text} if source is not None else {}, fmt)
 
 
+def _exit_for(error, fmt: Format):
+    """Report an error sfbgen raised on purpose (the topology's diagnostics, or a refused request) and exit."""
+    from .diagnostics import DiagnosticsError
+
+    if isinstance(error, DiagnosticsError):
+        _emit_text_or_json(error.diagnostics, error.sources, fmt)
+        raise typer.Exit(_exit_code(error.diagnostics))
+    typer.echo(f"sfbgen: error: {error}", err=True)
+    raise typer.Exit(error.exit_code)
+
+
 def _exit_code(diagnostics) -> int:
     if any(d.code == "SFB001" for d in diagnostics):
         return 2
@@ -122,19 +133,15 @@ def compile_(
 ) -> None:
     """Compile a topology into per-server PowerShell bundles, RUNBOOK.md and plan.json."""
     from .compiler import compile_file
-    from .diagnostics import DiagnosticsError, SfbgenError
+    from .diagnostics import SfbgenError
 
     try:
         signer = _signer(sign_pfx, sign_cert, sign_key, timestamp_url)
         # The key and certificate files are inputs --out may never contain: replacing the bundle would delete them.
         keys = tuple(p for p in (sign_pfx, sign_cert, sign_key) if p is not None)
         result = compile_file(file, out, signer, keep_files=False, protected=keys)
-    except DiagnosticsError as exc:
-        _emit_text_or_json(exc.diagnostics, exc.sources, format)
-        raise typer.Exit(_exit_code(exc.diagnostics))
-    except SfbgenError as exc:
-        typer.echo(f"sfbgen: error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code)
+    except SfbgenError as exc:  # DiagnosticsError included
+        _exit_for(exc, format)
     except OSError as exc:
         # Writing the bundle failed (a full disk, a read-only folder): what was there before is as it was.
         typer.echo(f"sfbgen: error: could not write the bundle: {exc}. {out} is unchanged.", err=True)
@@ -160,17 +167,13 @@ def diff(
     """Show what a topology change does to the deployment: servers, scripts, certificates, steps to run."""
     import json
 
-    from .diagnostics import DiagnosticsError, SfbgenError
+    from .diagnostics import SfbgenError
     from .difference import compare, markdown, snapshots
 
     try:
         before, after = snapshots(old, new)
-    except DiagnosticsError as exc:
-        _emit_text_or_json(exc.diagnostics, exc.sources, Format.text)
-        raise typer.Exit(_exit_code(exc.diagnostics))
-    except SfbgenError as exc:
-        typer.echo(f"sfbgen: error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code)
+    except SfbgenError as exc:  # DiagnosticsError included
+        _exit_for(exc, Format.text)
     except OSError as exc:
         typer.echo(f"sfbgen: error: cannot read: {exc}", err=True)
         raise typer.Exit(2)

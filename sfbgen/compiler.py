@@ -53,6 +53,9 @@ def _signing_summary(signer: Signer | None) -> dict:
             "not_after": signer.not_after, "timestamped": signer.timestamped}
 
 
+INVOKE_RUNBOOK = "Invoke-Runbook.ps1"
+
+
 def _sign(signer: Signer | None, name: str, text: str) -> bytes:
     data = to_windows_text(text)
     if signer is not None and name.endswith(SIGNABLE):
@@ -200,7 +203,9 @@ def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Stor
     # The fleet's orchestration (Ansible), from the same plan: listed in the signed manifest like the rest.
     for name, text in fleet.files(plan).items():
         documents[name] = text.encode("utf-8")
-    for name in ("RUNBOOK.md", "plan.json", MARKER, *sorted(n for n in documents if n.startswith("ansible/"))):
+    # ... and over PowerShell Remoting: a script, signed like every other.
+    documents[INVOKE_RUNBOOK] = _sign(signer, INVOKE_RUNBOOK, renderer.invoke_runbook())
+    for name in ("RUNBOOK.md", "plan.json", MARKER, INVOKE_RUNBOOK, *sorted(n for n in documents if n.startswith("ansible/"))):
         entries.append(manifest.Entry(name, _sha256(documents[name]), len(documents[name])))
         yield name, documents[name]
     entries.sort(key=lambda entry: entry.path)

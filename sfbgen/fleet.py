@@ -27,6 +27,7 @@ import re
 from pathlib import PurePosixPath
 
 from .plan import DeploymentPlan, RunbookStep
+from .platform import fact
 from .resources import resource_dir
 
 # Values from the plan that reach the playbook inside Jinja expressions and task names are server
@@ -36,7 +37,7 @@ _SAFE = re.compile(r"[A-Za-z0-9.:_+-]+(/[A-Za-z0-9._+-]+)*")
 
 # Exit codes of every step script (templates/_functions.ps1.j2): 3010 restart then run again, 3 waiting
 # for the certification authority.
-_POWERSHELL = ["powershell.exe", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "AllSigned", "-File"]
+_POWERSHELL = [fact("windows_powershell"), "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "AllSigned", "-File"]
 
 
 def safe(value: str) -> str:
@@ -209,7 +210,7 @@ def playbook(plan: DeploymentPlan) -> str:
         "    - name: Let only SYSTEM and the Administrators write to it",
         "      ansible.windows.win_command:",
         "        argv:",
-        "          - icacls.exe",
+        f"          - {fact('icacls')}",
         '          - "{{ sfbgen_folder }}"',
         "          - /inheritance:r",
         "          - /grant:r",
@@ -272,10 +273,12 @@ def group_vars() -> str:
         "# Where each server keeps its folder of the bundle.",
         'sfbgen_remote_root: "C:\\\\sfbgen"',
         'sfbgen_folder: "{{ sfbgen_remote_root }}\\\\{{ inventory_hostname }}"',
-        "# The CA's answers to offline requests, one folder per server, on this controller.",
-        'sfbgen_responses: "{{ playbook_dir }}/responses"',
+        "# What a run keeps on this controller, beside the bundle (<bundle>.run), never in it.",
+        'sfbgen_work: "{{ (playbook_dir ~ \'/..\') | realpath }}.run"',
+        "# The CA's answers to offline requests, one folder per server.",
+        'sfbgen_responses: "{{ sfbgen_work }}/responses"',
         "# Files fetched from one server for another (Edge configuration, Edge certificates).",
-        'sfbgen_fetched: "{{ playbook_dir }}/fetched"',
+        'sfbgen_fetched: "{{ sfbgen_work }}/fetched"',
         "# Seconds a restart may take before the host counts as failed.",
         "sfbgen_reboot_timeout: 1800",
         "# How every script runs: the signed scripts only (AllSigned), never a prompt (NonInteractive).",

@@ -188,6 +188,12 @@ class Renderer:
         )
         return "fp:" + hashlib.sha256(repr(context).encode("utf-8")).hexdigest()
 
+    def invoke_runbook(self) -> str:
+        """Invoke-Runbook.ps1: the runbook walked over PowerShell Remoting, from an admin workstation."""
+        from .manifest import ROOT_NAME
+
+        return render_template("invoke-runbook.ps1.j2", meta=self.meta, servers=self.plan.servers, steps=self.plan.steps, root_manifest=ROOT_NAME)
+
     def plan_json(self, work: dict[str, str] | None = None) -> str:
         return json_lines(plan_document(self.plan, self.meta, work or {}))
 

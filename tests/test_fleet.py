@@ -161,3 +161,53 @@ def test_no_prompt_is_reachable_when_the_password_is_given(bundles):
                 else:
                     before = text[text.rfind("function Get-CaCredential", 0, match.start()): match.start()]
                     assert "if (-not $PromptForCaCredential) { return @{} }" in before, (path, line)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Invoke-Runbook.ps1: the same walk over PowerShell Remoting
+
+_ENTRY = re.compile(r"^    @\{ Id = '([^']*)'; Server = '([^']*)'; Script = '([^']*)'; After = @\(([^)]*)\); "
+                    r"Copies = @\(([^)]*)\); Wave = (\d+); Action = '((?:[^']|'')*)' \}\r?$", re.M)
+
+
+def _quoted_list(text: str) -> list[str]:
+    return re.findall(r"'([^']*)'", text)
+
+
+@pytest.mark.parametrize("sample", [p.stem for p in VALID_SAMPLES])
+def test_invoke_runbook_carries_every_step_once_in_wave_order(bundles, sample, pwsh):
+    result, _ = bundles[sample]
+    data = result.files["Invoke-Runbook.ps1"]
+    assert pwsh.error_nodes(data) == []
+    text = data.decode("utf-8-sig")
+    entries = _ENTRY.findall(text)
+    steps = _plan_steps(result)
+    assert [e[0] for e in entries] == [s["id"] for s in steps]  # every step once, in the runbook's order
+    waves = [int(e[5]) for e in entries]
+    assert waves == sorted(waves)
+    wave_of = {e[0]: int(e[5]) for e in entries}
+    for entry, step in zip(entries, steps):
+        assert entry[1] == step["server"]
+        assert entry[2] == (step["script"].split("/")[-1] if step["script"] else "")
+        assert _quoted_list(entry[3]) == step["after"]
+        assert all(wave_of[a] < wave_of[entry[0]] for a in step["after"])
+
+
+def test_invoke_runbook_handles_restarts_ca_waits_failures_and_secrets(bundles):
+    text = bundles["contoso"][0].files["Invoke-Runbook.ps1"].decode("utf-8-sig")
+    assert "Read-Host" not in text and "Get-Credential" not in text  # every secret is a parameter
+    assert "[SecureString]$PfxPassword" in text and "[PSCredential]$EdgeCredential" in text
+    assert "$arguments += '-PfxPasswordFromInput'" in text
+    # A restart on 3010, waiting for the server, then the same step again.
+    restart = text[text.index("if ($code -eq 3010)"):text.index("Get-Logs $entry.Server")]
+    assert "Restart-Computer -Force" in restart and "Wait-ServerBack" in restart and "$RunScript" in restart
+    # A CA wait and a failure are recorded, and a step runs only when what it waits for is done.
+    assert "} elseif ($code -eq 3) {" in text and "$Outcome[$entry.Id] = 'waiting'" in text
+    assert "$Outcome[$entry.Id] = 'blocked'; continue" in text
+    # Edge Servers over HTTPS with the credential given; domain members with Kerberos.
+    assert "@{ ComputerName = $Fqdn; UseSSL = $true; Port = 5986; Credential = $EdgeCredential }" in text
+    assert "'edge01.contoso.com' = @{ Edge = $true }" in text and "'fe01.contoso.com' = @{ Edge = $false }" in text
+    # Nothing runs before the bundle's signature and each server's Test-Bundle.ps1 are checked.
+    assert text.index("Get-AuthenticodeSignature") < text.index("Copy-BundleFolder $fqdn")
+    copy = text[text.index("function Copy-BundleFolder"):text.index("$RunScript = {")]
+    assert "(Join-Path $folder 'Test-Bundle.ps1')" in copy and "if ($code -ne 0) { throw" in copy

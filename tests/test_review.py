@@ -8,7 +8,7 @@ from sfbgen.compiler import compile_file
 from tests.conftest import SAMPLES
 
 CONTOSO = (SAMPLES / "contoso.sfb").read_text(encoding="utf-8")
-ROOT_DOCUMENTS = {"RUNBOOK.md", "plan.json", "MANIFEST.psd1", ".sfbgen-bundle", "ansible/site.yml", "ansible/inventory.yml"}
+ROOT_DOCUMENTS = {"RUNBOOK.md", "plan.json", "MANIFEST.psd1", ".sfbgen-bundle", "ansible/site.yml", "ansible/inventory.yml", "Invoke-Runbook.ps1"}
 
 EDITS = {
     "add a Front End server": (

@@ -109,7 +109,8 @@ def _scripts():
 
 
 SCRIPTS = _scripts()
-STEP_SCRIPTS = [(n, d) for n, d in SCRIPTS if not n.endswith("Test-Bundle.ps1")]
+# The scripts that run on a server; Invoke-Runbook.ps1 runs on the admin's workstation and only calls them.
+STEP_SCRIPTS = [(n, d) for n, d in SCRIPTS if not n.endswith(("Test-Bundle.ps1", "Invoke-Runbook.ps1"))]
 
 
 @pytest.mark.parametrize("name,source", STEP_SCRIPTS, ids=[n for n, _ in STEP_SCRIPTS])
