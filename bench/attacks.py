@@ -254,6 +254,22 @@ def bytes_after_the_signature_block(kit: Kit):
     return _verify(bundle, kit.trust())
 
 
+def playbook_step_swapped(kit: Kit):
+    """The Ansible playbook edited to run something else: it is data, listed with its hash."""
+    bundle = kit.copy("a10-yml")
+    target = bundle / "ansible" / "site.yml"
+    target.write_text(target.read_text(encoding="utf-8").replace("tasks/run-step.yml", "tasks/evil.yml", 1), encoding="utf-8")
+    return _verify(bundle, kit.trust())
+
+
+def orchestrator_edited(kit: Kit):
+    """Invoke-Runbook.ps1 edited (its signature then no longer matches; the manifest's hash neither)."""
+    bundle = kit.copy("a10-ps1")
+    target = bundle / "Invoke-Runbook.ps1"
+    target.write_bytes(target.read_bytes().replace(b"$ThrottleLimit = 8", b"$ThrottleLimit = 9", 1))
+    return _verify(bundle, kit.trust())
+
+
 def _in_skipped_place(kit: Kit, relative: str):
     bundle = kit.copy("a11-" + relative.replace("/", "_").replace(".", "_"))
     target = bundle / relative
@@ -435,6 +451,8 @@ ATTACKS = {
     "an issuer whose EKUs say TLS only": issuer_for_tls_only,
     "an expired signer revived by a self-made timestamp": expired_signer_with_a_self_made_timestamp,
     "bytes after the signature block": bytes_after_the_signature_block,
+    "the Ansible playbook edited to run another task file": playbook_step_swapped,
+    "Invoke-Runbook.ps1 edited": orchestrator_edited,
     **{f"a script at {place}": (lambda kit, place=place: _in_skipped_place(kit, place)) for place in (
         "fe01.contoso.com/out/evil.ps1", "fe01.contoso.com/requests/evil.ps1", "fe01.contoso.com/responses/evil.cmd",
         "fe01.contoso.com/CsConfiguration.zip", "fe01.contoso.com/deep/EdgeExternal.pfx", "edge01.contoso.com/out/CsConfiguration.zip/x")},
