@@ -3,6 +3,8 @@ edge-environmental-requirements.md, written as topologies in our language."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sfbgen import check_text
@@ -173,7 +175,10 @@ def test_step3_emits_documented_calls(compiled, authority, expected):
     text = files[f"{server}/3-Request-Certificates.ps1"].decode("utf-8-sig")
     assert expected in text
     assert "Set-CsCertificate -Type $types -Thumbprint $certificate.Thumbprint" in text
-    assert "CaPassword" not in text.split("function Get-CaCredential")[0]  # never a stored credential
+    # Never a stored credential: CaPassword takes its value only from -CaCredential, the secrets on
+    # stdin or a prompt, never from a literal.
+    assert not re.search(r"CaPassword\s*=\s*['\"]", text)
+    assert "CaPassword = $CaCredential.GetNetworkCredential().Password" in text
 
 
 def test_oauth_assigned_globally_in_script(compiled):

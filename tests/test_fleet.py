@@ -74,10 +74,10 @@ def test_scripts_run_are_the_runbooks_with_the_password_on_stdin_where_needed(bu
         script = (task.get("vars") or {}).get("sfbgen_script")
         if steps[step]["script"]:
             assert steps[step]["script"] == f"{steps[step]['server']}/{script}"
-            text = result.files[steps[step]["script"]].decode("utf-8-sig")
-            needs_password = "Get-PfxPassword (" in text
-            assert ("-PfxPasswordFromInput" in task["vars"].get("sfbgen_arguments", [])) == needs_password, step
-            assert (task["vars"].get("sfbgen_stdin") == "{{ sfbgen_pfx_password }}") == needs_password
+            takes_secrets = script.startswith("3-")  # a PFX password, an account for the CA
+            assert "[switch]$SecretsFromInput" in result.files[steps[step]["script"]].decode("utf-8-sig") or not takes_secrets
+            assert ("-SecretsFromInput" in task["vars"].get("sfbgen_arguments", [])) == takes_secrets, step
+            assert (task["vars"].get("sfbgen_stdin") == "{{ sfbgen_secrets | to_json }}") == takes_secrets
 
 
 @pytest.mark.parametrize("sample", [p.stem for p in VALID_SAMPLES])
@@ -157,10 +157,12 @@ def test_no_prompt_is_reachable_when_the_password_is_given(bundles):
                     function = text[text.rfind("function Get-PfxPassword", 0, match.start()): match.start()]
                     assert function.startswith("function Get-PfxPassword"), (path, line)
                     assert "if ($PfxPassword) { return $PfxPassword }" in function
-                    assert re.search(r"if \(\$PfxPasswordFromInput\) \{.*?return \$script:PfxPassword\s*\}", function, re.S)
+                    assert re.search(r"if \(\$SecretsFromInput\) \{.*?return \$script:PfxPassword\s*\}", function, re.S)
                 else:
                     before = text[text.rfind("function Get-CaCredential", 0, match.start()): match.start()]
                     assert "if (-not $PromptForCaCredential) { return @{} }" in before, (path, line)
+                    # -CaCredential and the secrets on stdin are answered before any prompt.
+                    assert before.index("if ($CaCredential)") < before.index("if ($SecretsFromInput") < before.index("if (-not $PromptForCaCredential)")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -196,8 +198,8 @@ def test_invoke_runbook_carries_every_step_once_in_wave_order(bundles, sample, p
 def test_invoke_runbook_handles_restarts_ca_waits_failures_and_secrets(bundles):
     text = bundles["contoso"][0].files["Invoke-Runbook.ps1"].decode("utf-8-sig")
     assert "Read-Host" not in text and "Get-Credential" not in text  # every secret is a parameter
-    assert "[SecureString]$PfxPassword" in text and "[PSCredential]$EdgeCredential" in text
-    assert "$arguments += '-PfxPasswordFromInput'" in text
+    assert "[SecureString]$PfxPassword" in text and "[PSCredential]$EdgeCredential" in text and "[PSCredential]$CaCredential" in text
+    assert "$arguments += '-SecretsFromInput'" in text
     # A restart on 3010, waiting for the server, then the same step again.
     restart = text[text.index("if ($code -eq 3010)"):text.index("Get-Logs $entry.Server")]
     assert "Restart-Computer -Force" in restart and "Wait-ServerBack" in restart and "$RunScript" in restart
