@@ -202,7 +202,8 @@ def test_invoke_runbook_handles_restarts_ca_waits_failures_and_secrets(bundles):
     assert "$arguments += '-SecretsFromInput'" in text
     # A restart on 3010, waiting for the server, then the same step again.
     restart = text[text.index("if ($code -eq 3010)"):text.index("Get-Logs $entry.Server")]
-    assert "Restart-Computer -Force" in restart and "Wait-ServerBack" in restart and "$RunScript" in restart
+    assert "Restart-Computer -ComputerName $entry.Server -Force -Wait -For PowerShell -Timeout $RestartTimeoutSeconds" in restart
+    assert "Restart-Computer -Force" in restart and "Wait-ServerBack" in restart and "$RunScript" in restart  # Edge: HTTPS
     # A CA wait and a failure are recorded, and a step runs only when what it waits for is done.
     assert "} elseif ($code -eq 3) {" in text and "$Outcome[$entry.Id] = 'waiting'" in text
     assert "$Outcome[$entry.Id] = 'blocked'; continue" in text
