@@ -164,13 +164,14 @@ def _step_task(plan: DeploymentPlan, step: RunbookStep, owners: dict[str, str]) 
 
 
 def _name(text: str) -> list[str]:
-    """A task's name: one line, or a folded scalar (read back as one line) when long."""
-    if len(text) <= 100:
-        return [f"    - name: {json.dumps(text)}"]
+    """A task's name: one line, or a folded scalar (read back as one line) when long. Ansible
+    templates names, so one that could hold a Jinja expression is refused."""
     import textwrap
 
     if any(c in text for c in "{}%#"):
         raise ValueError(f"not a plain task name: {text!r}")
+    if len(text) <= 100:
+        return [f"    - name: {json.dumps(text)}"]
     return ["    - name: >-"] + [f"        {line}" for line in textwrap.wrap(text, 100)]
 
 

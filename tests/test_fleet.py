@@ -141,6 +141,12 @@ def test_a_value_that_is_not_a_plain_name_never_reaches_a_playbook():
     for hostile in ("{{ lookup('pipe', 'id') }}", "a\nb: c", "x' or 'y", "%}", "a b"):
         with pytest.raises(ValueError):
             safe(hostile)
+    from sfbgen.fleet import _name
+
+    assert _name("Step a:1: Install") == ['    - name: "Step a:1: Install"']
+    for hostile in ("Step {{ lookup('pipe', 'id') }}", "Step {% raw %}", "x" * 120 + "{{ x }}"):
+        with pytest.raises(ValueError):
+            _name(hostile)
 
 
 def test_no_prompt_is_reachable_when_the_password_is_given(bundles):
