@@ -106,7 +106,9 @@ def snapshots(old: Path, new: Path) -> tuple[Snapshot, Snapshot]:
         before = snapshot(old)
         return before, snapshot(new, signer=before.document.get("signer", ""))
     small = sum(_size(path) for path in (old, new)) < PARALLEL_MIN_BYTES
-    if small or _cores() < 2 or "fork" not in _start_methods():
+    from .compiler import usable_cores
+
+    if small or usable_cores() < 2 or "fork" not in _start_methods():
         sides = [_Side(old), _Side(new)]
         for side in sides:
             side.plan()
@@ -202,12 +204,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0  # reported as a diagnostic when the side is read
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _start_methods() -> list[str]:

@@ -55,10 +55,13 @@ def _format_bytes(raw: bytes, name: str) -> tuple[bytes | None, str, list[Diagno
     return _canonical_bytes(raw, text), source.text, []
 
 
-def _unified(name: str, before: str, after: str) -> str:
-    return "".join(difflib.unified_diff(
+def _changed(name: str, before: str, formatted: bytes) -> Formatted:
+    """A file formatting changes, with the unified diff of the change (LF, without the mark)."""
+    after = formatted.decode("utf-8").removeprefix("\ufeff").replace("\r\n", "\n")
+    diff = "".join(difflib.unified_diff(
         before.replace("\r\n", "\n").splitlines(keepends=True), after.splitlines(keepends=True),
         fromfile=f"a/{name}", tofile=f"b/{name}"))
+    return Formatted(FormatOutcome.CHANGED, diff=diff)
 
 
 def format_file(path: Path, write: bool) -> Formatted:
@@ -77,8 +80,7 @@ def format_file(path: Path, write: bool) -> Formatted:
         from .signing import write_new_file
 
         write_new_file(target, formatted, stat.S_IMODE(os.stat(target).st_mode))
-    after = formatted.decode("utf-8").removeprefix("\ufeff").replace("\r\n", "\n")
-    return Formatted(FormatOutcome.CHANGED, diff=_unified(name, before, after))
+    return _changed(name, before, formatted)
 
 
 def format_stdin(raw: bytes, out: TextIO, write: bool) -> Formatted:
@@ -91,5 +93,4 @@ def format_stdin(raw: bytes, out: TextIO, write: bool) -> Formatted:
         out.flush()
     if formatted == raw:
         return Formatted(FormatOutcome.UNCHANGED)
-    after = formatted.decode("utf-8").removeprefix("\ufeff").replace("\r\n", "\n")
-    return Formatted(FormatOutcome.CHANGED, diff=_unified("<stdin>", before, after))
+    return _changed("<stdin>", before, formatted)
