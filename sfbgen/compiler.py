@@ -56,13 +56,6 @@ def _signing_summary(signer: Signer | None) -> dict:
 INVOKE_RUNBOOK = "Invoke-Runbook.ps1"
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity where the system says it), at least 1."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _sign(signer: Signer | None, name: str, text: str) -> bytes:
     data = to_windows_text(text)
     if signer is not None and name.endswith(SIGNABLE):
@@ -155,6 +148,8 @@ def _all_server_files(
     import multiprocessing
 
     global _forked_work
+    from .resources import usable_cores
+
     cores = usable_cores()
     if len(servers) < PARALLEL_MIN_SERVERS or cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
         meanwhile()

@@ -106,7 +106,7 @@ def snapshots(old: Path, new: Path) -> tuple[Snapshot, Snapshot]:
         before = snapshot(old)
         return before, snapshot(new, signer=before.document.get("signer", ""))
     small = sum(_size(path) for path in (old, new)) < PARALLEL_MIN_BYTES
-    from .compiler import usable_cores
+    from .resources import usable_cores
 
     if small or usable_cores() < 2 or "fork" not in _start_methods():
         sides = [_Side(old), _Side(new)]

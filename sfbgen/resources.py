@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
@@ -87,3 +88,9 @@ def _checked_cache_dir() -> Path | None:
 def data_file(name: str) -> Path:
     """A data file shipped inside the package itself (sfbgen/data)."""
     return _PACKAGE / "data" / name
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the system says it), at least 1. Here,
+    in a module that imports nothing heavy, because `sfbgen diff` asks before it imports anything else."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
