@@ -35,9 +35,6 @@ from .resources import resource_dir
 # they are made of these characters, so no value can become a Jinja expression or YAML structure.
 _SAFE = re.compile(r"[A-Za-z0-9.:_+-]+(/[A-Za-z0-9._+-]+)*")
 
-# Exit codes of every step script (templates/_functions.ps1.j2): 3010 restart then run again, 3 waiting
-# for the certification authority.
-_POWERSHELL = [fact("windows_powershell"), "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "AllSigned", "-File"]
 
 
 def safe(value: str) -> str:
@@ -154,8 +151,7 @@ def _step_task(plan: DeploymentPlan, step: RunbookStep, owners: dict[str, str]) 
         return head + [
             "      ansible.builtin.fail:",
             '        msg: "Publish the topology with Topology Builder, then run the playbook again with -e sfbgen_topology_published=true"',
-            "      when:",
-        ] + [f"        - {json.dumps(c)}" for c in _guard(step, owners)] + [
+        ] + guard + [
             "        - not (sfbgen_topology_published | default(false) | bool)",
         ] + _record(step, guard)
     # The certification authority's step: reached only when the request step ended with the answers
@@ -172,7 +168,8 @@ def _name(text: str) -> list[str]:
         raise ValueError(f"not a plain task name: {text!r}")
     if len(text) <= 100:
         return [f"    - name: {json.dumps(text)}"]
-    return ["    - name: >-"] + [f"        {line}" for line in textwrap.wrap(text, 100)]
+    # Folding joins lines with a space: never break inside a word or at its hyphen.
+    return ["    - name: >-"] + [f"        {line}" for line in textwrap.wrap(text, 100, break_on_hyphens=False, break_long_words=False)]
 
 
 def _record(step: RunbookStep, guard: list[str], name: str | None = None) -> list[str]:
@@ -261,6 +258,11 @@ def playbook(plan: DeploymentPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _powershell() -> list[str]:
+    """How every script runs: the signed scripts only (AllSigned), never a prompt (NonInteractive)."""
+    return [fact("windows_powershell"), "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "AllSigned", "-File"]
+
+
 def group_vars() -> str:
     return "\n".join([
         "---",
@@ -285,7 +287,7 @@ def group_vars() -> str:
         "sfbgen_reboot_timeout: 1800",
         "# How every script runs: the signed scripts only (AllSigned), never a prompt (NonInteractive).",
         "sfbgen_powershell:",
-    ] + [f"  - {json.dumps(a)}" for a in _POWERSHELL]) + "\n"
+    ] + [f"  - {json.dumps(a)}" for a in _powershell()]) + "\n"
 
 
 def _static(name: str) -> str:
