@@ -36,6 +36,7 @@ from typing import Iterable
 
 from . import model as m
 from .diagnostics import Diagnostic, Span, diagnostic
+from .display import visible
 
 DEFAULT_KEY_SIZE = 2048
 OAUTH_MIN_KEY_SIZE = 2048
@@ -130,6 +131,16 @@ class CertificateRequest:
     pool: str = ""
     label: str = ""  # Default, EdgeInternal, ...: names the file a shared certificate travels in
     origin: Span = field(default=Span(1, 1, 1, 1), compare=False)
+    # Every subject the script accepts: the planned one, and for a pool's certificates also the pool
+    # and the server FQDN, because Request-CsCertificate writes the subject itself
+    # (Request-CsCertificate.md, -ComputerFqdn: "will automatically add the pool name to the Subject
+    # Name of any certificate obtained using this cmdlet"). The SANs are checked strictly whatever the subject.
+    accepted_subjects: tuple[str, ...] = ()
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        """The subjects a fit certificate may have, the planned one first."""
+        return _unique((self.subject, *self.accepted_subjects))
 
     @property
     def authority(self) -> str:
@@ -200,7 +211,7 @@ class CertificatePlanner:
         self.t = topology
         self.mobility = topology.mobility_enabled
 
-    def _request(self, pool: m.Pool, server: str, label: str, usages, subject, sans, extra, exportable=False, scope="server", internal_edge=False) -> CertificateRequest:
+    def _request(self, pool: m.Pool, server: str, label: str, usages, subject, sans, extra, exportable=False, scope="server", internal_edge=False, subjects=()) -> CertificateRequest:
         policy = effective_policy(self.t, pool, internal_edge)
         key_size = policy.key_size
         ident = f"{server if scope == 'server' else pool.fqdn.value}-{label}".lower()
@@ -219,6 +230,7 @@ class CertificatePlanner:
             pool=pool.fqdn.value,
             label=label,
             origin=pool.fqdn.span,
+            accepted_subjects=_unique(subjects),
         )
 
     def for_server(self, pool: m.Pool, server: m.Server) -> list[CertificateRequest]:
@@ -226,7 +238,7 @@ class CertificatePlanner:
         if isinstance(pool, m.EdgePool):
             return self._edge(pool, server)
         if isinstance(pool, m.MediationPool):
-            return [self._request(pool, fqdn, "Default", ("Default",), pool.fqdn.value, [pool.fqdn.value, fqdn], [])]
+            return [self._request(pool, fqdn, "Default", ("Default",), pool.fqdn.value, [pool.fqdn.value, fqdn], [], subjects=(pool.fqdn.value, fqdn))]
         return self._web_role(pool, fqdn)
 
     def _web_role(self, pool: m.WebPool, fqdn: str) -> list[CertificateRequest]:
@@ -244,17 +256,19 @@ class CertificatePlanner:
         all_urls = _simple_url_hosts(t, ("meet", "dialin", "admin"))
         public_urls = _simple_url_hosts(t, ("meet", "dialin"))
 
+        # What Request-CsCertificate may write as the subject of this server's certificates.
+        subjects = (pool_fqdn, fqdn)
         default_sans = [pool_fqdn, fqdn, *sip_names]
         internal_sans = [web_internal, fqdn, pool_fqdn, *all_urls, *internal_discover]
         external_sans = [web_external, *public_urls, *external_discover]
         if not policy.web_separate:
             sans = [*default_sans, *internal_sans, *external_sans]
             extra = [*sip_names, *internal_discover, *external_discover]
-            return [self._request(pool, fqdn, "Default+Web", WEB_USAGES, pool_fqdn, [pool_fqdn, *sans], extra)]
+            return [self._request(pool, fqdn, "Default+Web", WEB_USAGES, pool_fqdn, [pool_fqdn, *sans], extra, subjects=subjects)]
         return [
-            self._request(pool, fqdn, "Default", ("Default",), pool_fqdn, default_sans, sip_names),
-            self._request(pool, fqdn, "WebInternal", ("WebServicesInternal",), web_subject, [web_subject, *internal_sans], internal_discover),
-            self._request(pool, fqdn, "WebExternal", ("WebServicesExternal",), web_subject, external_sans, external_discover),
+            self._request(pool, fqdn, "Default", ("Default",), pool_fqdn, default_sans, sip_names, subjects=subjects),
+            self._request(pool, fqdn, "WebInternal", ("WebServicesInternal",), web_subject, [web_subject, *internal_sans], internal_discover, subjects=subjects),
+            self._request(pool, fqdn, "WebExternal", ("WebServicesExternal",), web_subject, external_sans, external_discover, subjects=subjects),
         ]
 
     def _edge(self, pool: m.EdgePool, server: m.Server) -> list[CertificateRequest]:
@@ -313,6 +327,20 @@ def certificate_warnings(requests: Iterable[CertificateRequest], file: str) -> l
             out.append(diagnostic("SFB306", req.origin, f"the {'/'.join(req.usages)} certificate would have the wildcard subject {req.subject}", "use a real FQDN as subject; wildcards are supported only as SANs for simple URLs", file))
         if len(req.sans) > MAX_SANS:
             out.append(diagnostic("SFB307", req.origin, f"the {'/'.join(req.usages)} certificate needs {len(req.sans)} names; one request usually carries at most {MAX_SANS}", "use separate web certificates (web separate) or fewer SIP domains per pool", file))
+        if req.scope == "pool" and req.authority == "online":
+            # An Edge Server is in the perimeter network and not a domain member: it cannot enroll
+            # online with the internal enterprise CA, and its external certificate comes from a
+            # public CA (edge-environmental-requirements.md, "Certificate planning"; deploy-edge-servers.md,
+            # "Internal Edge interface certificates": a request file submitted to the CA).
+            external = req.usages == EDGE_EXTERNAL_USAGES
+            pool, ca = visible(req.pool), visible(req.policy.ca or "")
+            reason = "an Edge Server sits in the perimeter network, is not a domain member and cannot enroll there"
+            if external:
+                out.append(diagnostic("SFB310", req.origin, f"the Edge pool {pool}'s external certificate would be requested online from the enterprise CA {ca}: {reason}, and the external Edge certificate comes from a public CA",
+                                      f"give the Edge pool {pool} its own 'certificates {{ authority offline public }}' block", file))
+            else:
+                out.append(diagnostic("SFB310", req.origin, f"the Edge pool {pool}'s internal certificate would be requested online from the enterprise CA {ca}: {reason}",
+                                      f"write 'internal_certificates {{ authority offline }}' in the Edge pool {pool} (a request file for the internal CA)", file))
         if req.policy.public:
             internal = [n for n in req.sans if n.lower().endswith(_INTERNAL_ONLY_SUFFIXES) or "." not in n]
             if internal:

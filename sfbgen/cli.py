@@ -18,9 +18,10 @@ from typing import Optional
 import typer
 
 from . import __version__
+from .display import json_text, printable, visible, visible_path
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion: bash, zsh, fish, PowerShell (typer)
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -29,11 +30,42 @@ app = typer.Typer(
 
 
 TABLE_WIDTH = 100  # what tables fit in, unless --wide
+STDIN = "<stdin>"  # the name diagnostics give standard input (`check -`)
 
 
 class Format(str, Enum):
     text = "text"
     json = "json"
+
+
+def _plain_help_types() -> None:
+    """Help that names values as a user writes them: `--out PATH`, `--days N`, `--format <text|json>`,
+    never typer's Python types (`<list[Path]>`, `<str>`, `<int range>`; issue 21). An argument shows
+    its name (or metavar) alone."""
+    from typer import core
+
+    typer_type = core._TyperParameter.display_type
+    if getattr(typer_type, "sfbgen", False):
+        return
+
+    def display_type(self, ctx):
+        descriptor = self.type_descriptor
+        if descriptor.is_choice and not descriptor.is_list:
+            return typer_type(self, ctx)  # the choices: <text|json>
+        if isinstance(self, core.TyperArgument):
+            return ""
+        label = typer_type(self, ctx).lower()  # <path>, <list[Path]>, <int range>, <str>
+        if "path" in label:
+            return "PATH"
+        if "int" in label or "float" in label:
+            return "N"
+        return "TEXT"
+
+    display_type.sfbgen = True
+    core._TyperParameter.display_type = display_type
+
+
+_plain_help_types()
 
 
 def _version(value: bool) -> None:
@@ -66,7 +98,7 @@ def _exit_for(error, fmt: Format):
     if isinstance(error, DiagnosticsError):
         _emit_text_or_json(error.diagnostics, error.sources, fmt)
         raise typer.Exit(_exit_code(error.diagnostics))
-    typer.echo(f"sfbgen: error: {error}", err=True)
+    typer.echo(f"sfbgen: error: {visible(error)}", err=True)
     raise typer.Exit(error.exit_code)
 
 
@@ -78,16 +110,24 @@ def _exit_code(diagnostics) -> int:
 
 @app.command()
 def check(
-    files: list[Path] = typer.Argument(..., metavar="FILE", help="The topology files (.sfb), one or more.", show_default=False),
+    files: list[Path] = typer.Argument(..., metavar="FILE", help="The topology files (.sfb), one or more; - reads standard input.", show_default=False),
     format: Format = typer.Option(Format.text, "--format", help="text for people, json for CI and editors."),
 ) -> None:
     """Check topologies: report every error and warning, or nothing when they are sound."""
-    from .api import check_file
+    from .api import check_bytes, check_file
 
     diagnostics, sources = [], {}
     for file in files:
-        result = check_file(file)
+        # `-` is standard input, as for fmt (issue 21); its diagnostics name it <stdin>.
+        result = check_bytes(sys.stdin.buffer.read(), STDIN) if str(file) == "-" else check_file(file)
         diagnostics += result.diagnostics
+        if result.topology is not None:
+            from .diagnostics import sort_diagnostics
+            from .transform import support_diagnostics
+
+            # SFB258 (a product out of Microsoft's support) is the check command's own warning.
+            diagnostics[len(diagnostics) - len(result.diagnostics):] = sort_diagnostics(
+                result.diagnostics + support_diagnostics(result.topology, result.source.text, result.source.name))
         if result.source is not None:
             sources[result.source.name] = result.source.text
     # One report for all files (one JSON list, one summary line), in the order the files were given.
@@ -96,8 +136,8 @@ def check(
     if format is Format.text:
         failed = {d.file for d in diagnostics if d.is_error}
         for file in files:
-            if str(file) not in failed:
-                typer.echo(f"{file}: ok")
+            if (STDIN if str(file) == "-" else str(file)) not in failed:
+                typer.echo(f"{STDIN if str(file) == '-' else visible_path(file)}: ok")
     raise typer.Exit(code)
 
 
@@ -129,27 +169,31 @@ def compile_(
     sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help="Sign with this PEM certificate (with --sign-key); extra certificates in the file form the chain."),
     sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="The PEM private key for --sign-cert."),
     timestamp_url: Optional[str] = typer.Option(None, "--timestamp-url", help="An RFC 3161 timestamp server, so signatures outlive the certificate."),
+    serial: Optional[int] = typer.Option(None, "--serial", help="The compile serial for the manifests (default: the previous bundle's in --out, plus one when the topology, signer or sfbgen changed; else 1)."),
     format: Format = typer.Option(Format.text, "--format", help="How to print diagnostics."),
+    max_servers: int = typer.Option(10_000, "--max-servers", min=1, help="Refuse, before writing anything, a topology of more servers than this."),
+    max_output_mb: int = typer.Option(2048, "--max-output-mb", min=1, help="Refuse, before writing anything, a bundle larger than this many MB."),
 ) -> None:
     """Compile a topology into per-server PowerShell bundles, RUNBOOK.md and plan.json."""
-    from .compiler import compile_file
+    from .compiler import Limits, compile_file
     from .diagnostics import SfbgenError
 
     try:
         signer = _signer(sign_pfx, sign_cert, sign_key, timestamp_url)
         # The key and certificate files are inputs --out may never contain: replacing the bundle would delete them.
         keys = tuple(p for p in (sign_pfx, sign_cert, sign_key) if p is not None)
-        result = compile_file(file, out, signer, keep_files=False, protected=keys)
+        result = compile_file(file, out, signer, keep_files=False, protected=keys, serial=serial,
+                              limits=Limits(max_servers, max_output_mb))
     except SfbgenError as exc:  # DiagnosticsError included
         _exit_for(exc, format)
     except OSError as exc:
         # Writing the bundle failed (a full disk, a read-only folder): what was there before is as it was.
-        typer.echo(f"sfbgen: error: could not write the bundle: {exc}. {out} is unchanged.", err=True)
+        typer.echo(f"sfbgen: error: could not write the bundle: {visible(exc)}. {visible_path(out)} is unchanged.", err=True)
         raise typer.Exit(74)
     _emit_text_or_json(result.diagnostics, _source_text(file), format)
     scripts = sum(len(s.scripts) for s in result.plan.servers)
     signed = "signed" if result.signed else "unsigned"
-    typer.echo(f"wrote {out}: {_count(len(result.plan.servers), 'server')}, {scripts} {signed} scripts, RUNBOOK.md, plan.json, ansible/")
+    typer.echo(f"wrote {visible_path(out)}: {_count(len(result.plan.servers), 'server')}, {scripts} {signed} scripts, RUNBOOK.md, plan.json, ansible/; serial {result.serial}")
     if not result.signed:
         typer.echo(
             "WARNING: the bundle is NOT SIGNED. Servers with the AllSigned or RemoteSigned policy will refuse its scripts; "
@@ -163,6 +207,7 @@ def diff(
     old: Path = typer.Argument(..., help="What is deployed: a topology file, a compiled bundle folder, or its plan.json.", show_default=False),
     new: Path = typer.Argument(..., help="The changed topology file (or a bundle, or a plan.json).", show_default=False),
     format: Format = typer.Option(Format.text, "--format", help="text: Markdown for a pull-request comment; json for CI."),
+    exit_code: bool = typer.Option(False, "--exit-code", help="Exit 0 when nothing changes, 2 when something does, 1 on any error (as Terraform's -detailed-exitcode)."),
 ) -> None:
     """Show what a topology change does to the deployment: servers, scripts, certificates, steps to run."""
     import json
@@ -171,17 +216,25 @@ def diff(
     from .difference import compare, markdown, snapshots
 
     try:
-        before, after = snapshots(old, new)
-    except SfbgenError as exc:  # DiagnosticsError included
-        _exit_for(exc, Format.text)
-    except OSError as exc:
-        typer.echo(f"sfbgen: error: cannot read: {exc}", err=True)
-        raise typer.Exit(2)
+        try:
+            before, after = snapshots(old, new)
+        except SfbgenError as exc:  # DiagnosticsError included
+            _exit_for(exc, Format.text)
+        except OSError as exc:
+            typer.echo(f"sfbgen: error: cannot read: {visible(exc)}", err=True)
+            raise typer.Exit(2)
+    except typer.Exit as stop:
+        # With --exit-code, 2 means "a change": every error is 1 then, whatever its kind.
+        raise typer.Exit(1 if exit_code and stop.exit_code else stop.exit_code)
     difference = compare(before, after)
     if format is Format.json:
-        sys.stdout.write(json.dumps(difference.to_json(), indent=2, ensure_ascii=False) + "\n")
+        # Values from an old plan.json were validated and made visible; any byte that was not UTF-8 in a
+        # file name is shown as its escape, so that no output stream can refuse the text.
+        sys.stdout.write(json_text(difference.to_json(), indent=2) + "\n")
     else:
-        sys.stdout.write(markdown(difference))
+        sys.stdout.write(printable(markdown(difference)))
+    if exit_code and not difference.empty:
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -194,10 +247,11 @@ def certs(
     from .api import check_file
     from .plan import build_plan
 
-    # The plan computes the certificates; check need not compute them a first time for its warnings.
-    result = check_file(file, certificates=False)
+    # Every warning check gives, the certificates' included, goes to stderr (issue 21: certs printed
+    # none), so that the table on stdout stays the table.
+    result = check_file(file)
+    _emit_diagnostics(result.diagnostics, result.source, Format.text)
     if not result.ok:
-        _emit_diagnostics(result.diagnostics, result.source, Format.text)
         raise typer.Exit(_exit_code(result.diagnostics))
     plan = build_plan(result.topology)
     rows = []
@@ -238,12 +292,17 @@ def verify(
     paths: list[Path] = typer.Argument(..., help="A compiled bundle folder, or signed script files.", show_default=False),
     trust: list[Path] = typer.Option([], "--trust", help="A PEM or DER root certificate the signer must chain to (repeatable)."),
     trust_tsa: list[Path] = typer.Option([], "--trust-tsa", help="A root certificate trusted for timestamps (repeatable); without one, no timestamp counts."),
-    signer: Optional[str] = typer.Option(None, "--signer", help="The SHA-1 thumbprint the bundle must be signed with."),
+    signer: Optional[str] = typer.Option(None, "--signer", help="The SHA-1 thumbprint the bundle must be signed with (required, here or in --trust-file)."),
+    trust_file: Optional[Path] = typer.Option(None, "--trust-file", help='A JSON file that pins the signer and the roots: {"signer": THUMBPRINT, "roots": [THUMBPRINT, ...]}.'),
+    crl: list[Path] = typer.Option([], "--crl", help="A certificate revocation list (PEM or DER) of a CA of the signer's chain (repeatable)."),
+    deployed: bool = typer.Option(False, "--deployed", help="The bundle has been used on servers: accept the files they produce (named in the manifest)."),
+    expect_topology: Optional[Path] = typer.Option(None, "--expect-topology", help="The topology file the bundle must be compiled from (its SHA-256 must match)."),
+    not_older_than: Optional[int] = typer.Option(None, "--not-older-than", help="Refuse a bundle whose compile serial is lower than this one (a rollback)."),
     unsigned: bool = typer.Option(False, "--unsigned", help="Check an unsigned bundle's integrity only (nothing proves who made it)."),
 ) -> None:
     """Check a bundle: its signed manifest first, then every file and every script's signature."""
-    from .authenticode import load_certificates
-    from .verify import Trust, verify_bundle, verify_file
+    from .display import visible, visible_path
+    from .verify import TrustInputError, Trust, trust_inputs, verify_bundle, verify_file
 
     if not hasattr(os, "O_NOFOLLOW"):
         # Windows: Python cannot open a file there without following a link or junction, and a
@@ -252,24 +311,15 @@ def verify(
                    "on Windows run the bundle's Test-Bundle.ps1 with -ExecutionPolicy AllSigned, which checks the same", err=True)
         raise typer.Exit(2)
     if not trust and not unsigned:
-        typer.echo("sfbgen: error: give --trust ROOT.pem (the root the bundle's signer chains to); --unsigned checks only the integrity of an unsigned bundle", err=True)
+        typer.echo("sfbgen: error: give --trust ROOT.pem (the root the bundle's signer chains to) and --signer THUMBPRINT; "
+                   "--unsigned checks only the integrity of an unsigned bundle", err=True)
         raise typer.Exit(2)
-
-    def certificates(files: list[Path], what: str):
-        found = []
-        for anchor in files:
-            try:
-                data = anchor.read_bytes()
-                if len(data) > 1024 * 1024:
-                    raise ValueError("larger than 1 MiB")
-                found.extend(load_certificates(data))
-            except (OSError, ValueError) as exc:
-                typer.echo(f"sfbgen: error: cannot read the {what} {anchor}: {exc}", err=True)
-                raise typer.Exit(2)
-        return found
-
-    options = Trust(certificates(trust, "trust anchor"), certificates(trust_tsa, "timestamp anchor"),
-                    signer.replace(" ", "").upper() if signer else None, allow_unsigned=unsigned)
+    try:
+        options: Trust = trust_inputs(trust, trust_tsa, signer, trust_file, crl, expect_topology, not_older_than)
+    except TrustInputError as exc:
+        typer.echo(f"sfbgen: error: {visible(exc)}", err=True)
+        raise typer.Exit(2)
+    options.allow_unsigned, options.deployed = unsigned, deployed
     reports = []
     for path in paths:
         if path.is_dir() and not path.is_symlink():
@@ -277,15 +327,19 @@ def verify(
         elif path.exists() or path.is_symlink():
             reports.append(verify_file(path, options))
         else:
-            typer.echo(f"sfbgen: error: no such file or folder: {path}", err=True)
+            typer.echo(f"sfbgen: error: no such file or folder: {visible_path(path)}", err=True)
             raise typer.Exit(2)
     failed = 0
+    # Names and problems come from the bundle (a planted file's name, a certificate's subject): shown
+    # with `visible`, so that no CR, escape or byte that is not UTF-8 can overwrite or forge a line.
     for report in reports:
         if report.ok:
-            typer.echo(f"ok      {report.path}" + (f"  ({report.note})" if report.note else ""))
+            typer.echo(visible(f"ok      {report.path}" + (f"  ({report.note})" if report.note else "")))
         else:
             failed += 1
-            typer.echo(f"FAILED  {report.path}: {'; '.join(report.problems)}")
+            typer.echo(visible(f"FAILED  {report.path}: {'; '.join(report.problems)}"))
+        for warning in report.warnings:
+            typer.echo(visible(f"        warning: {warning}"))
     typer.echo(f"{len(reports) - failed} ok, {failed} failed")
     raise typer.Exit(1 if failed else 0)
 
@@ -295,12 +349,19 @@ def codesign_cert(
     out: Path = typer.Option(..., "--out", help="The PKCS#12 file to write (its password from SFBGEN_PFX_PASSWORD or a prompt)."),
     name: str = typer.Option("sfbgen lab code signing", "--name", help="The certificate's common name."),
     days: int = typer.Option(365, "--days", help="How long it is valid."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out file (and its .cer): the key it holds is lost."),
 ) -> None:
     """Make a self-signed code-signing certificate for a lab, and say how to trust it on the servers."""
     from cryptography.hazmat.primitives import serialization
 
     from .signing import PASSWORD_VARIABLE, make_codesign_certificate, write_new_file, write_pfx
 
+    # An existing key may be the one the servers already trust: never replace it unasked (issue 21).
+    existing = [p for p in (out, out.with_suffix(".cer")) if p.exists() or p.is_symlink()]
+    if existing and not force:
+        typer.echo(f"sfbgen: error: {', '.join(visible_path(p) for p in existing)} exists; a new key would replace the one the servers may trust. "
+                   "Choose another --out, or add --force to replace it", err=True)
+        raise typer.Exit(2)
     password = os.environ.get(PASSWORD_VARIABLE)
     if not password:
         if not sys.stdin.isatty():
@@ -327,36 +388,72 @@ class Product(str, Enum):
     subscription = "subscription"
 
 
+@app.command()
+def explain(
+    code: str = typer.Argument(..., metavar="CODE", help="A diagnostic code, such as SFB221.", show_default=False),
+) -> None:
+    """Print a diagnostic code's rule, the source it comes from, and an example fix."""
+    from .explain import explain as text_of
+
+    text = text_of(code)
+    if text is None:
+        typer.echo(f"sfbgen: error: {visible(code)} is not a code sfbgen reports; codes look like SFB221", err=True)
+        raise typer.Exit(2)
+    sys.stdout.write(text)
+
+
+class EdgeExternal(str, Enum):
+    public = "public"
+    topology = "topology"
+
+
 @app.command("fmt")
 def fmt(
     files: list[Path] = typer.Argument(..., metavar="FILE", help="The topology files (.sfb) to format in place; - reads standard input and writes standard output.", show_default=False),
     check_only: bool = typer.Option(False, "--check", help="Change nothing: list the files that are not formatted, and exit 1 if there are any."),
     show_diff: bool = typer.Option(False, "--diff", help="Change nothing: show what formatting would change, as a unified diff."),
+    format: Format = typer.Option(Format.text, "--format", help="With --check: json prints one document (format_version 1): every file, whether it is formatted, and the diagnostics."),
 ) -> None:
     """Rewrite topologies in their one canonical form (comments kept), so that a pull request shows only real changes."""
     from .formatting_files import FormatOutcome, format_file, format_stdin
 
-    diagnostics, sources, unformatted = [], {}, []
+    if format is Format.json and not check_only:
+        typer.echo("sfbgen: error: --format json goes with --check", err=True)
+        raise typer.Exit(2)
+    diagnostics, sources, unformatted, report = [], {}, [], []
     for file in files:
         if str(file) == "-":
-            outcome = format_stdin(sys.stdin.buffer.read(), sys.stdout, write=not (check_only or show_diff))
+            outcome = format_stdin(sys.stdin.buffer.read(), sys.stdout, write=not (check_only or show_diff), show_diff=show_diff)
         else:
-            outcome = format_file(file, write=not (check_only or show_diff))
+            outcome = format_file(file, write=not (check_only or show_diff), show_diff=show_diff)
         diagnostics += outcome.diagnostics
         sources.update(outcome.sources)
+        report.append({"file": STDIN if str(file) == "-" else visible_path(file), "formatted": outcome.state is not FormatOutcome.CHANGED,
+                       "ok": not any(d.is_error for d in outcome.diagnostics)})
         if outcome.state is FormatOutcome.CHANGED:
             unformatted.append(file)
-            if show_diff:
+            if format is Format.json:
+                pass
+            elif show_diff:
                 sys.stdout.write(outcome.diff)
             elif check_only:
-                typer.echo(f"{file}: not formatted")
+                typer.echo(f"{visible_path(file)}: not formatted")
             elif str(file) != "-":
-                typer.echo(f"{file}: formatted", err=True)
-    _emit_text_or_json(diagnostics, sources, Format.text)
+                typer.echo(f"{visible_path(file)}: formatted", err=True)
+    if format is Format.json:
+        for entry in report:
+            entry["ok"] = entry["ok"] and entry["formatted"]
+        sys.stdout.write(json_text({"format_version": FMT_JSON_VERSION, "command": "fmt --check", "files": report,
+                                    "diagnostics": [d.to_dict() for d in diagnostics]}, indent=2) + "\n")
+    else:
+        _emit_text_or_json(diagnostics, sources, Format.text)
     code = _exit_code(diagnostics)
     if code:
         raise typer.Exit(code)
     raise typer.Exit(1 if unformatted and (check_only or show_diff) else 0)
+
+
+FMT_JSON_VERSION = 1  # `fmt --check --format json`: bumped when a field changes meaning or goes
 
 
 @app.command("import")
@@ -366,8 +463,10 @@ def import_(
     media: Optional[str] = typer.Option(None, "--media", help="Where the installation media is (the document does not say)."),
     ca: Optional[str] = typer.Option(None, "--ca", help='The online enterprise CA, "<CA FQDN>\\<CA name>".'),
     offline_ca: bool = typer.Option(False, "--offline-ca", help="Every certificate is an offline request (the default when --ca is not given)."),
-    product: Optional[Product] = typer.Option(None, "--product", help="The product, when the document's ServiceVersion does not say it exactly."),
+    product: Optional[Product] = typer.Option(None, "--product", help="The product, when the document's ServiceVersion does not say it exactly (required for a Lync Server document)."),
+    edge_external: EdgeExternal = typer.Option(EdgeExternal.public, "--edge-external", help="An Edge pool's external certificate: public (an offline request to a public CA) or topology (the topology's authority)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
+    format: Format = typer.Option(Format.text, "--format", help="text for people; json: one document on stdout (format_version 1) with the diagnostics, the pools and, without --out, the topology."),
 ) -> None:
     """Import the topology already published (or saved by Topology Builder) as a topology file."""
     from .diagnostics import has_errors
@@ -378,12 +477,15 @@ def import_(
         raise typer.Exit(2)
     if out is not None:
         if out.exists() and not force:
-            typer.echo(f"sfbgen: error: {out} exists; add --force to replace it", err=True)
+            typer.echo(f"sfbgen: error: {visible_path(out)} exists; add --force to replace it", err=True)
             raise typer.Exit(2)
         if out.exists() and out.resolve() == file.resolve():
-            typer.echo(f"sfbgen: error: --out {out} is the document itself", err=True)
+            typer.echo(f"sfbgen: error: --out {visible_path(out)} is the document itself", err=True)
             raise typer.Exit(2)
-    result = import_file(file, ImportOptions(media=media, ca=ca, offline_ca=offline_ca, product=product.value if product else None))
+    result = import_file(file, ImportOptions(media=media, ca=ca, offline_ca=offline_ca, product=product.value if product else None,
+                                             edge_external=edge_external.value))
+    if format is Format.json:
+        _import_json(file, out, result)
     _emit_text_or_json(result.diagnostics, {}, Format.text)
     if result.text is None:
         raise typer.Exit(2 if any(d.code == "SFB001" for d in result.diagnostics) else 1)
@@ -395,10 +497,44 @@ def import_(
         write_file_atomically(out, result.text.encode("utf-8"))
     # The summary goes to stdout, unless stdout carries the topology itself.
     to_stderr = out is None
-    typer.echo(f"imported {file} ({result.format}): {_count(result.servers, 'server')} in {_count(len(result.pools), 'pool')}"
-               + (f" -> {out}" if out else ""), err=to_stderr)
+    # Every value from the document or the command line made visible: a control character in a name
+    # of the document cannot forge a line of this summary.
+    typer.echo(f"imported {visible_path(file)} ({result.format}): {_count(result.servers, 'server')} in {_count(len(result.pools), 'pool')}"
+               + (f" -> {visible_path(out)}" if out else ""), err=to_stderr)
     for item in result.not_deployed:
-        typer.echo(f"  not deployed by sfbgen: {item.fqdn}: {item.what} (line {item.line})", err=to_stderr)
+        typer.echo(f"  not deployed by sfbgen: {visible(item.fqdn)}: {visible(item.what)} (line {item.line})", err=to_stderr)
+    raise typer.Exit(1 if has_errors(result.diagnostics) else 0)
+
+
+IMPORT_JSON_VERSION = 1  # `import --format json`: bumped when a field changes meaning or goes
+
+
+def _import_json(file: Path, out: Optional[Path], result) -> None:
+    """`sfbgen import --format json`: everything the text output says, as one JSON document on stdout;
+    the topology is written to --out, or carried in the document when there is no --out. Exits."""
+    from .diagnostics import has_errors
+
+    if result.text is not None and out is not None:
+        from .bundle import write_file_atomically
+
+        write_file_atomically(out, result.text.encode("utf-8"))
+    document = {
+        "format_version": IMPORT_JSON_VERSION,
+        "command": "import",
+        "document": visible_path(file),
+        "document_format": result.format,
+        "ok": result.text is not None and not has_errors(result.diagnostics),
+        "out": visible_path(out) if out is not None and result.text is not None else None,
+        "servers": result.servers,
+        "pools": [{"fqdn": pool.cluster.fqdn, "kind": pool.kind, "site": pool.site, "line": pool.cluster.line,
+                   "servers": [machine.fqdn for machine in pool.cluster.machines]} for pool in result.pools],
+        "not_deployed": [{"fqdn": item.fqdn, "what": item.what, "line": item.line} for item in result.not_deployed],
+        "diagnostics": [d.to_dict() for d in result.diagnostics],
+        "topology": result.text if out is None else None,
+    }
+    sys.stdout.write(json_text(document, indent=2) + "\n")
+    if result.text is None:
+        raise typer.Exit(2 if any(d.code == "SFB001" for d in result.diagnostics) else 1)
     raise typer.Exit(1 if has_errors(result.diagnostics) else 0)
 
 
@@ -437,6 +573,8 @@ def main() -> None:
         code = 0
     except SystemExit as exc:
         code = _exit_status(exc.code)
+        if code == 1 and _pipe_closed():
+            code = 120  # click caught the EPIPE of a closed pipe (`| head`) and exits 1: the documented code is 120
     except KeyboardInterrupt:
         _say("sfbgen: interrupted\n")
         code = 130
@@ -445,17 +583,24 @@ def main() -> None:
     except OSError as exc:
         # The system refused us something (ENOSPC, EACCES, EROFS, a closed stream): not a bug, so say
         # what was refused, and where.
-        _say(f"sfbgen: error: {exc}\n")
+        _say(f"sfbgen: error: {visible(exc)}\n")
         code = 74
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if os.environ.get("SFBGEN_DEBUG"):
             raise
         _say(
-            f"sfbgen: internal error: {type(exc).__name__}: {exc}\n"
+            f"sfbgen: internal error: {type(exc).__name__}: {visible(exc)}\n"
             "This is a bug in sfbgen. Set SFBGEN_DEBUG=1 for details, and please report it.\n"
         )
         code = 70
     _exit_now(code)
+
+
+def _pipe_closed() -> bool:
+    """Whether click (or typer) met a closed output pipe: on EPIPE it swaps sys.stdout and sys.stderr
+    for a PacifyFlushWrapper and exits 1 (click/core.py, BaseCommand.main; typer/core.py, _main; typer
+    0.29 carries its own copy of click, typer._click, hence the class is known by its name)."""
+    return any(type(stream).__name__ == "PacifyFlushWrapper" for stream in (sys.stdout, sys.stderr))
 
 
 def _say(text: str) -> None:

@@ -12,6 +12,7 @@ from typing import Protocol
 from . import __version__
 from .api import check_file
 from .diagnostics import Diagnostic, DiagnosticsError
+from .display import visible_path
 from .plan import DeploymentPlan, ServerPlan, build_plan
 from . import fleet, manifest
 from .render import Meta, Renderer, json_lines, to_windows_text
@@ -36,6 +37,7 @@ class CompileResult:
     files: dict[str, bytes] = field(default_factory=dict)  # empty unless asked for (keep_files)
     signed: bool = False
     file_count: int = 0
+    serial: int = 1  # the compile serial in MANIFEST.psd1 and every server's manifest.psd1
 
 
 def _sha256(data: bytes) -> str:
@@ -72,7 +74,7 @@ def produced_on_server(server: ServerPlan) -> list[str]:
     names: list[str] = []
     if server.exports_edge_config:
         names.append(f"out/{EDGE_CONFIG_ZIP}")
-    if server.is_edge:
+    if server.is_edge and server.script("local-store") is not None:  # a deployment's Edge (not a patch bundle's)
         names.append(EDGE_CONFIG_ZIP)
     for request in server.requests:
         if request.scope == "pool":
@@ -96,9 +98,11 @@ def _server_files(renderer: Renderer, server: ServerPlan, signer: Signer | None)
         hashed.append((name, data, _sha256(data)))
     # The server's own manifest, which Test-Bundle.ps1 and every script check before they act.
     # No topology digest here: a server's files change only when its work does (the root manifest has it).
+    # The compile serial is the bundle's (set on the renderer by _bundle), so an older server folder
+    # cannot be paired with a newer bundle; it is in the manifests only, never in a script.
     listing = manifest.Manifest(server.fqdn, "", signer.thumbprint if signer else "",
                                 [manifest.Entry(name, sha, len(data)) for name, data, sha in sorted(hashed)],
-                                produced_on_server(server))
+                                produced_on_server(server), serial=getattr(renderer, "bundle_serial", 1))
     data = _sign(signer, manifest.SERVER_NAME, manifest.render(listing))
     prefix = server.fqdn + "/"
     return ([(prefix + name, data, sha, work[name]) for name, data, sha in hashed]
@@ -175,7 +179,8 @@ def _all_server_files(
         _forked_work = None
 
 
-def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Store | None) -> Iterator[tuple[str, bytes | None]]:
+def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Store | None, serial: int = 1,
+            renderer_class: type = Renderer) -> Iterator[tuple[str, bytes | None]]:
     """The bundle's files in a fixed order, one server at a time, the signed MANIFEST.psd1 last. Server
     files that `store` took where they were made come through as (path, None)."""
     from .bundle import MARKER, marker_bytes
@@ -184,7 +189,9 @@ def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Stor
 
     # The scripts name their signer: Test-Bundle.ps1 and every step accept no other.
     meta = dataclasses.replace(meta, signer=signer.thumbprint if signer else "")
-    renderer = Renderer(plan, meta)
+    # `sfbgen patch` passes its own (sfbgen/patching.py: the patch runbook and second hops); compile, Renderer.
+    renderer = renderer_class(plan, meta)
+    renderer.bundle_serial = serial  # read by _server_files (also in forked workers)
     entries: list[manifest.Entry] = []
     signing = _signing_summary(signer)
     documents: dict[str, bytes] = {}
@@ -196,6 +203,7 @@ def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Stor
     work: dict[str, str] = {}
     for path, data, sha, size, work_sha in _all_server_files(renderer, plan.servers, signer, store, render_documents):
         entries.append(manifest.Entry(path, sha, size))
+        _spend(size)
         if work_sha:
             work[path] = work_sha
         yield path, data
@@ -208,10 +216,11 @@ def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Stor
     documents[INVOKE_RUNBOOK] = _sign(signer, INVOKE_RUNBOOK, renderer.invoke_runbook())
     for name in ("RUNBOOK.md", "plan.json", MARKER, INVOKE_RUNBOOK, *sorted(n for n in documents if n.startswith("ansible/"))):
         entries.append(manifest.Entry(name, _sha256(documents[name]), len(documents[name])))
+        _spend(len(documents[name]))
         yield name, documents[name]
     entries.sort(key=lambda entry: entry.path)
     produced = [f"{server.fqdn}/{name}" for server in plan.servers for name in produced_on_server(server)]
-    listing = manifest.Manifest("*", meta.digest, signer.thumbprint if signer else "", entries, produced)
+    listing = manifest.Manifest("*", meta.digest, signer.thumbprint if signer else "", entries, produced, serial=serial)
     yield manifest.ROOT_NAME, _sign(signer, manifest.ROOT_NAME, manifest.render(listing))
 
 
@@ -231,17 +240,17 @@ def bundle_marker(meta: Meta) -> dict:
     return {"generator": "sfbgen", "sfbgen": meta.version, "topology_sha256": meta.digest}
 
 
-def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None) -> Iterator[tuple[str, bytes]]:
+def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, serial: int = 1, renderer: type = Renderer) -> Iterator[tuple[str, bytes]]:
     """Every file of the bundle, with its bytes, in a fixed order; MANIFEST.json last."""
-    return _bundle(plan, meta, signer, None)  # type: ignore[return-value]  # no store: every file has its bytes
+    return _bundle(plan, meta, signer, None, serial, renderer)  # type: ignore[return-value]  # no store: every file has its bytes
 
 
-def store_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Store) -> int:
+def store_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Store, serial: int = 1) -> int:
     """Hand every file of the bundle to `store` and return how many there were. Server files are
     stored where they are made — in the worker processes, for a large topology — so their bytes never
     cross a pipe; `store` must therefore work from a forked process (writing a file does)."""
     count = 0
-    for path, data in _bundle(plan, meta, signer, store):
+    for path, data in _bundle(plan, meta, signer, store, serial):
         if data is not None:
             store(path, data)
         count += 1
@@ -255,13 +264,16 @@ def compile_file(
     write: bool = True,
     keep_files: bool = True,
     protected: tuple[Path, ...] = (),
+    serial: int | None = None,
+    limits: "Limits | None" = None,
 ) -> CompileResult:
     """Compile the topology at `path` into the bundle folder `out`.
 
     Raises DiagnosticsError when the topology has errors (the output is then left untouched) and
     UsageError when `out` is a folder sfbgen may not replace, or holds one of the `protected` inputs (the
     signing key and certificate files). With `keep_files` the result holds every file's bytes (for tests
-    and tools); the CLI streams them to disk instead.
+    and tools); the CLI streams them to disk instead. `serial`: the compile serial (`--serial`); by
+    default derived from the bundle already in `out` (manifest.next_serial).
     """
     from .bundle import BundleWriter
     from .resources import refuse_cached_code
@@ -277,27 +289,131 @@ def compile_file(
         sources = {result.source.name: result.source.text} if result.source else {}
         raise DiagnosticsError(result.diagnostics, sources)
     assert result.topology is not None and result.source is not None
+    limits = limits or Limits()
+    limits.check_servers(result.topology, result.source.name)  # before planning anything
     plan = build_plan(result.topology)
     # The certificate warnings `check` gives, taken from the plan rather than computed a second time.
     requests = [r for server in plan.servers for r in server.requests]
     diagnostics = sort_diagnostics(result.diagnostics + certificate_warnings(requests, result.source.name))
-    meta = Meta.of(result.topology, result.source.name, result.source.digest)
+    # The file's name is written into every file: a name that is not UTF-8, or holds an escape, as its escapes.
+    meta = Meta.of(result.topology, visible_path(result.source.name), result.source.digest)
     out = Path(out)
     files: dict[str, bytes] = {}
     count = 0
+    limits.check_estimate(plan, meta, signer, result.source.name)  # before anything is written
     if write:
-        with BundleWriter(out, [Path(path), *protected]) as writer:
+        with limits.spending(result.source.name), BundleWriter(out, [Path(path), *protected]) as writer:
+            # After BundleWriter has checked `out` (and finished a swap a killed run left half done).
+            serial = manifest.next_serial(out, meta.digest, signer.thumbprint if signer else "", __version__, serial)
             if keep_files:
-                for name, data in iter_bundle(plan, meta, signer):
+                for name, data in iter_bundle(plan, meta, signer, serial):
                     writer.add(name, data)
                     files[name] = data
                     count += 1
             else:
-                count = store_bundle(plan, meta, signer, writer.add)
+                count = store_bundle(plan, meta, signer, writer.add, serial)
             writer.commit()
     else:
-        for name, data in iter_bundle(plan, meta, signer):
+        serial = manifest.next_serial(out, meta.digest, signer.thumbprint if signer else "", __version__, serial)
+        for name, data in iter_bundle(plan, meta, signer, serial):
             count += 1
             if keep_files:
                 files[name] = data
-    return CompileResult(out, plan, diagnostics, files, signer is not None, count)
+    return CompileResult(out, plan, diagnostics, files, signer is not None, count, serial)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Limits: how large a bundle one compile may make. A topology of 430 KB names 12,000 servers and would
+# make 1.2 GB in 60,000 files; the 8 MB a topology may be, about 26 GB. Both limits are settings
+# (`sfbgen compile --max-servers N --max-output-mb N`) with defaults well above the largest
+# deployments measured (bench/run.py: 5,000 servers, about 500 MB), and both are refused with a
+# diagnostic before anything is written: the number of servers before planning, the size from an
+# estimate before writing (and, should the estimate fall short, as the bundle is made: in the
+# temporary folder, which is then removed, `--out` untouched).
+
+DEFAULT_MAX_SERVERS = 10_000
+DEFAULT_MAX_OUTPUT_MB = 2048
+_ESTIMATE_SAMPLE = 16  # servers rendered to estimate the size of the bundle
+_SIGNATURE_ALLOWANCE = 4096  # bytes a signature block adds to a script, at least
+
+
+class OutputTooLarge(Exception):
+    def __init__(self, made: int):
+        super().__init__(made)
+        self.made = made
+
+
+_budget: list[int] = []  # [bytes left] while a compile writes (set by Limits.spending)
+
+
+def _spend(size: int) -> None:
+    if _budget:
+        _budget[0] -= size
+        if _budget[0] < 0:
+            raise OutputTooLarge(size)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_servers: int = DEFAULT_MAX_SERVERS
+    max_output_mb: int = DEFAULT_MAX_OUTPUT_MB
+
+    @property
+    def max_output_bytes(self) -> int:
+        return self.max_output_mb * 1024 * 1024
+
+    def check_servers(self, topology, source: str) -> None:
+        from .diagnostics import Span, diagnostic
+
+        count = len(topology.servers())
+        if count > self.max_servers:
+            raise DiagnosticsError([diagnostic(
+                "SFB270", Span.point(1, 1),
+                f"the topology names {count:,} servers; one compile makes bundles for at most {self.max_servers:,}",
+                "split the deployment into several topologies, or raise the limit with --max-servers", source)])
+
+    def _refuse(self, about: int, source: str, estimated: bool) -> DiagnosticsError:
+        from .diagnostics import Span, diagnostic
+
+        size = f"about {about / (1024 * 1024):,.0f} MB" if estimated else f"more than {self.max_output_mb:,} MB"
+        return DiagnosticsError([diagnostic(
+            "SFB271", Span.point(1, 1),
+            f"the bundle would be {size}; one compile writes at most {self.max_output_mb:,} MB "
+            + ("(nothing was written)" if estimated else "(what was made is removed; the output folder is as it was)"),
+            "split the deployment into several topologies, or raise the limit with --max-output-mb", source)])
+
+    def check_estimate(self, plan: DeploymentPlan, meta: Meta, signer: Signer | None, source: str) -> None:
+        """Refuse, before writing, a bundle whose estimated size passes the limit: a sample of servers,
+        spread over the plan, rendered and their size scaled to all servers."""
+        servers = plan.servers
+        if not servers:
+            return
+        step = max(1, len(servers) // _ESTIMATE_SAMPLE)
+        sample = servers[::step][:_ESTIMATE_SAMPLE]
+        renderer = Renderer(plan, meta)
+        made = 0
+        for server in sample:
+            for name, text in renderer.server(server).items():
+                made += len(text.encode("utf-8")) + 3  # and its byte-order mark
+                if signer is not None and name.endswith(SIGNABLE):
+                    made += _SIGNATURE_ALLOWANCE
+        estimate = made * len(servers) // len(sample)
+        if estimate > self.max_output_bytes:
+            raise self._refuse(estimate, source, estimated=True)
+
+    def spending(self, source: str):
+        """While the bundle is made: every file counted, and the compile refused (the temporary folder
+        removed, `out` as it was) as soon as their total passes the limit."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def counting():
+            _budget[:] = [self.max_output_bytes]
+            try:
+                yield
+            except OutputTooLarge:
+                raise self._refuse(0, source, estimated=False) from None
+            finally:
+                _budget.clear()
+
+        return counting()

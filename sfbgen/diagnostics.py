@@ -130,8 +130,11 @@ CATALOG: dict[str, Rule] = {
     "SFB253": Rule(E, "duplicate site name", "Get-CsPool.md, -Site: a site is named by its DisplayName"),
     "SFB254": Rule(E, "second Central Management Store", "the seed, Step 1 note: the Central Management Store is created once, on the first Standard Edition server or with the first Enterprise pool"),
     "SFB255": Rule(W, "Edge pool reads a share", "deploy/deploy-edge-server: Edge Servers are in the perimeter network and not domain members; argiesen/Skype4B Install-CsServer README: media mounted or at a local path on the Edge"),
+    "SFB258": Rule(W, "product out of Microsoft's support", "Microsoft Lifecycle (learn.microsoft.com/lifecycle/products/skype-for-business-server-2015, -2019; MicrosoftDocs/lifecycle-data, supportDates.extendedEnd 10/14/2025): Skype for Business Server 2015 and 2019 left extended support on 2025-10-14; Subscription Edition follows the Modern Lifecycle Policy"),
     "SFB263": Rule(E, "internal web services override on a Standard Edition server", _TB + "add-front-end-web-services.md: 'You cannot override the internal Web Services pool FQDN for a Standard Edition server'"),
     "SFB264": Rule(E, "internal web services override on a single Director", _TB + "add-director-web-service.md: 'You cannot override the internal Web Services pool FQDN if you are only deploying a single Director'"),
+    "SFB270": Rule(E, "too many servers for one compile", "sfbgen: compile limits (--max-servers; sfbgen/compiler.py, Limits)"),
+    "SFB271": Rule(E, "bundle larger than one compile may write", "sfbgen: compile limits (--max-output-mb; sfbgen/compiler.py, Limits)"),
     "SFB290": Rule(E, "control character in text", "sfbgen: values are written into PowerShell scripts"),
     "SFB291": Rule(E, "signature marker in text", "sfbgen: ../shared/reference/authenticode.md, the signature block"),
     "SFB292": Rule(E, "text too long", "RFC 5280 appendix A (X.520 upper bounds of subject fields: 64); sfbgen: 255 for other text"),
@@ -144,11 +147,25 @@ CATALOG: dict[str, Rule] = {
     "SFB307": Rule(W, "too many names for one certificate request", "public CAs' common limit of 100 names"),
     "SFB308": Rule(E, "certificate template malformed", "Request-CsCertificate.md, -Template: the template's name"),
     "SFB309": Rule(W, "comma in a subject field", "Request-CsCertificate.md: -Organization, -OU, -City, -State are strings; how a comma in them reaches the subject is not documented"),
+    "SFB310": Rule(W, "Edge certificate requested online from the enterprise CA", "plan-your-deployment/edge-server-deployments/edge-environmental-requirements.md, 'Certificate planning': the external Edge certificate comes from a public CA; deploy/deploy-edge-server/deploy-edge-servers.md, 'Internal Edge interface certificates': the Edge Server, not a domain member, submits a request file"),
     "SFB401": Rule(E, "not a topology document", "sfbgen import: a Topology Builder document or a published topology"),
     "SFB402": Rule(E, "malformed or unsafe XML", "sfbgen import: XML 1.0 without DTDs or entities (defusedxml)"),
     "SFB403": Rule(E, "topology object cannot be expressed", "sfbgen import: the language's names and strings"),
-    "SFB404": Rule(W, "assumption made while importing", "sfbgen import: a Topology Builder default the document does not hold"),
+    "SFB404": Rule(W, "product taken from the document's ServiceVersion", "sfbgen import: ServiceVersion 7 in the Skype for Business Server 2015 documents, 8 in the 2019 one (../shared/topologies/README.md); reconstructed, Microsoft does not document the attribute"),
     "SFB405": Rule(W, "object not deployed by sfbgen", "sfbgen import: every object of the document is accounted for"),
+    "SFB420": Rule(W, "installation media not named", "sfbgen import: neither document format holds the media's path (../shared/topologies); the topology needs it (SFB107)"),
+    "SFB421": Rule(W, "no certificate authority named: offline requests", "Request-CsCertificate.md, -CA (online) and -Output (offline request); neither document format names the CA"),
+    "SFB422": Rule(W, "simple URLs assumed: a published topology holds none", _SIMPLE_URLS + "; Get-CsTopology -AsXml output has no SimpleUrlConfiguration (every published document in ../shared/topologies)"),
+    "SFB423": Rule(W, "simple URL missing from the document: Topology Builder's default assumed", _SIMPLE_URLS + ": a Meet URL per SIP domain and a Dial-in URL are required; Topology Builder proposes https://meet.<SIP domain> and https://dialin.<default SIP domain>"),
+    "SFB424": Rule(W, "--product disagrees with the document", "sfbgen import: the document's ServiceVersion (SFB404) names another product than --product"),
+    "SFB425": Rule(E, "a Lync Server document", "Skype/SfbServer/deploy/upgrade-to-skype-for-business-server.md: Lync Server 2013 is upgraded in place with Topology Builder and Setup, which sfbgen does not run; ServiceVersion 6 in Lync Server 2013 documents (issue 21), 5 for 2010 reconstructed"),
+    "SFB426": Rule(E, "import option value invalid", "the checks of the lines the options become: SFB252 (media path absolute), SFB111 (doubled backslash), SFB303 (Request-CsCertificate.md, -CA: 'CA server FQDN\\CA name')"),
+    "SFB427": Rule(W, "unpublished document without a Central Management Store", "the seed, Step 1 note: the Central Management Store is created on the first Standard Edition server or with the first Enterprise pool; it is chosen when a topology is first published, so an unpublished Topology Builder document holds none"),
+    "SFB428": Rule(W, "Edge external certificate assumed from a public CA", "plan-your-deployment/edge-server-deployments/edge-environmental-requirements.md and ../shared/reference/sfb-deployment.md, 'Certificates per role': the external Edge certificate is usually from a public CA, through an offline request"),
+    "SFB429": Rule(E, "name in the document is not an FQDN", "RFC 1035 section 2.3.1 and RFC 1123 section 2.1 (host names), as SFB202; placeholders of published templates ([DOMAINID], $SkypeFQDN) are refused at their line"),
+    "SFB406": Rule(E, "document beyond the import limits", "sfbgen import: elements, depth, attributes and values bounded (sfbgen/topology_xml.py, MAX_*), so memory stays in proportion to the document"),
+    "SFB501": Rule(E, "in-place upgrade not documented for this product", "sfbgen patch --upgrade-to: Microsoft describes Subscription Edition as an in-place upgrade from Skype for Business Server 2019 and a side-by-side migration from 2015 (issue 23; sfbgen/data/platform.json, patch_in_place_upgrades, reconstructed)"),
+    "SFB502": Rule(E, "Enterprise pool back end not named", "Skype/SfbServer/manage/topology/patch-or-update-a-back-end-or-standard-edition-server.md, step 11: Install-CsDatabase -Update -ConfiguredDatabases -SqlServerFqdn <SQL Server FQDN>; the topology does not name the SQL Server (sfbgen patch --back-end)"),
 }
 
 # Codes that no longer fire, never to be reused. Each went because Topology Builder accepts and
@@ -238,15 +255,20 @@ _RED, _YELLOW, _BOLD, _CYAN, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[1m", "\x1b[3
 
 def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str], color: bool = False) -> str:
     """Render diagnostics as `file:line:col: severity CODE: message`, the source line and a caret."""
+    # Every value shown goes through display: the file name (it may not be UTF-8, or hold a terminal
+    # escape), the message (it quotes the document) and the source line.
+    from .display import code_points as visible, visible_path
+
     out: list[str] = []
     lines_by_file = {name: text.splitlines() for name, text in sources.items()}
     for d in diagnostics:
         sev = d.severity.value
-        head = f"{d.file}:{d.span.line}:{d.span.column}: {sev} {d.code}: {visible(d.message)}"
+        shown_file = visible_path(d.file)
+        head = f"{shown_file}:{d.span.line}:{d.span.column}: {sev} {d.code}: {visible(d.message)}"
         if color:
             tint = _RED if d.is_error else _YELLOW
             head = (
-                f"{_BOLD}{d.file}:{d.span.line}:{d.span.column}:{_RESET} {tint}{_BOLD}{sev}{_RESET} "
+                f"{_BOLD}{shown_file}:{d.span.line}:{d.span.column}:{_RESET} {tint}{_BOLD}{sev}{_RESET} "
                 f"{_BOLD}{d.code}{_RESET}: {visible(d.message)}"
             )
         out.append(head)
@@ -268,7 +290,11 @@ def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str], colo
 
 
 def render_json(diagnostics: Iterable[Diagnostic]) -> str:
-    return json.dumps([d.to_dict() for d in diagnostics], indent=2, ensure_ascii=False) + "\n"
+    from .display import json_text
+
+    # JSON escapes every control character; a lone surrogate (a file name that is not UTF-8) is written
+    # as its JSON escape, so that the text can be written to any UTF-8 stream.
+    return json_text([d.to_dict() for d in diagnostics], indent=2) + "\n"
 
 
 def summary(diagnostics: list[Diagnostic]) -> str:

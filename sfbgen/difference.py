@@ -14,12 +14,19 @@ memory, nothing written), a compiled bundle folder, or a plan.json. Comparing tw
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .diagnostics import DiagnosticsError, UsageError
+from .display import visible, visible_path
+from .render import PLAN_FORMAT_VERSION
 
-MAX_PLAN_BYTES = 256 * 1024 * 1024
+# plan.json is read back as untrusted input (a deployed bundle may have been edited by anyone): at most
+# this much, with at most this many JSON values (a 5,000-server plan is about 20 MB in 600,000), so that
+# what it costs in memory stays in proportion; then checked against its schema (`_Plan`) before use.
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+MAX_PLAN_VALUES = 4_000_000
 # Below this much topology text (about 100 servers), a second process costs more than it saves.
 PARALLEL_MIN_BYTES = 8 * 1024
 
@@ -43,15 +50,159 @@ class Snapshot:
 
 
 def _read_plan(path: Path, name: str) -> Snapshot:
-    if path.stat().st_size > MAX_PLAN_BYTES:
-        raise UsageError(f"{path} is larger than a plan sfbgen writes")
+    shown = visible_path(path)
+    size = path.stat().st_size
+    if size > MAX_PLAN_BYTES:
+        raise UsageError(f"{shown} is {size // (1024 * 1024)} MB, larger than a plan sfbgen writes ({MAX_PLAN_BYTES // (1024 * 1024)} MB at most)")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(document, dict) or "servers" not in document or "runbook" not in document:
-            raise ValueError("no servers or runbook")
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path} is not a plan.json sfbgen writes: {exc}") from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {shown}: {visible(exc.strerror or exc)}") from exc
+    try:
+        document = read_plan_document(raw)
+    except PlanRefused as exc:
+        raise UsageError(f"{shown} is not a plan.json sfbgen writes: {exc}") from None
     return Snapshot(name, document)
+
+
+class PlanRefused(ValueError):
+    """An old plan.json that does not have the shape sfbgen writes; says why (every value made visible)."""
+
+
+def read_plan_document(raw: bytes) -> dict:
+    """A plan.json's bytes, parsed and checked against the schema sfbgen writes, as a plain document
+    holding only what the schema names; or PlanRefused with the reason."""
+    import json
+
+    from pydantic import ValidationError
+
+    if len(raw) > MAX_PLAN_BYTES:
+        raise PlanRefused(f"it is larger than {MAX_PLAN_BYTES // (1024 * 1024)} MB")
+    # Every JSON value but the first follows a comma or opens a container: an upper bound, counted
+    # before parsing, of what the parsed document would hold in memory.
+    values = raw.count(b",") + raw.count(b"[") + raw.count(b"{")
+    if values > MAX_PLAN_VALUES:
+        raise PlanRefused(f"it holds up to {values:,} values; a plan holds at most {MAX_PLAN_VALUES:,}")
+    try:
+        document = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise PlanRefused(f"it is not UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise PlanRefused("its values are nested deeper than JSON can be read (a plan nests 4 deep)") from None
+    except ValueError as exc:  # json.JSONDecodeError, and an integer too long to read
+        raise PlanRefused(f"it is not JSON: {visible(str(exc))[:200]}") from None
+    if not isinstance(document, dict):
+        raise PlanRefused(f"it holds a JSON {type(document).__name__}, not an object")
+    version = document.get("format_version")
+    if version is not None and (type(version) is not int or version != PLAN_FORMAT_VERSION):
+        shown = str(version) if type(version) is int else f"a {type(version).__name__}"
+        raise PlanRefused(f"its format_version is {shown[:20]}; this sfbgen reads format {PLAN_FORMAT_VERSION} "
+                          "(a newer sfbgen wrote it: diff with that sfbgen)")
+    try:
+        plan = _Plan.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the document"
+        raise PlanRefused(f"{visible(where)[:120]}: {visible(first['msg'])[:200]}") from None
+    except RecursionError:
+        raise PlanRefused("its values are nested too deep") from None
+    return plan.document()
+
+
+# The schema of plan.json (render.plan_document; certificates.CertificateRequest.to_plan;
+# plan.RunbookStep.to_plan). Strict: a string is a string, a number a number. Names are what the
+# language's checks let through (FQDNs, role and usage words, the generated file names); free text
+# (a site's name, a step's action, a subject) holds no control, escape or invisible character, which no
+# topology value can hold (SFB290), and is shown escaped in any case. Fields sfbgen does not compare
+# are ignored, and not kept.
+
+def _no_hidden_text(value: str) -> str:
+    from .display import is_visible
+
+    if not is_visible(value):
+        raise ValueError("holds a control, escape or invisible character, which sfbgen never writes")
+    return value
+
+
+def _schema():
+    from typing import Annotated, Optional
+
+    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+    Fqdn = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,254}$")]
+    Word = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9]{0,63}$")]
+    FileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    ScriptPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,255}/[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    StepId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:+-]{1,300}$")]
+    CertificateId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:+*-]{1,300}$")]
+    Digest = Annotated[str, StringConstraints(pattern=r"^([0-9A-Fa-f]{64})?$")]
+    Text = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_no_hidden_text)]
+
+    class Model(BaseModel):
+        model_config = ConfigDict(strict=True, extra="ignore")
+
+    class Certificate(Model):
+        id: CertificateId
+        usages: list[Word] = Field(max_length=16)
+        subject: Text
+        sans: list[Text] = Field(max_length=10_000)
+        authority: Optional[Text] = None
+        key_size: Optional[int] = None
+
+    class Server(Model):
+        fqdn: Fqdn
+        pool: Fqdn
+        role: Optional[Word] = None
+        roles: Optional[list[Word]] = Field(default=None, max_length=16)
+        site: Optional[Text] = None
+        scripts: list[ScriptPath] = Field(default_factory=list, max_length=64)
+        work: dict[FileName, Digest] = Field(default_factory=dict, max_length=64)
+        certificates: list[Certificate] = Field(default_factory=list, max_length=64)
+
+        @model_validator(mode="after")
+        def _roles(self):
+            if self.roles is None:
+                if self.role is None:
+                    raise ValueError("a server names neither its roles nor its role")
+                self.roles = [self.role]
+            return self
+
+    class Step(Model):
+        id: StepId
+        server: Fqdn
+        action: Text
+        script: Optional[ScriptPath] = None
+        after: list[StepId] = Field(default_factory=list, max_length=100_000)
+
+    class Plan(Model):
+        format_version: Optional[int] = None
+        topology: Optional[Text] = None
+        product: Optional[Text] = None
+        source: Optional[Text] = None
+        topology_sha256: Optional[Text] = None
+        sfbgen: Optional[Text] = None
+        signer: Text = ""
+        servers: list[Server] = Field(max_length=100_000)
+        runbook: list[Step] = Field(max_length=1_000_000)
+
+        def document(self) -> dict:
+            return self.model_dump(exclude_none=True)
+
+    return Plan
+
+
+class _LazyPlan:
+    """The schema, built on first use (pydantic's model building costs a few milliseconds)."""
+
+    _model = None
+
+    def model_validate(self, document: dict):
+        if _LazyPlan._model is None:
+            _LazyPlan._model = _schema()
+        return _LazyPlan._model.model_validate(document)
+
+
+_Plan = _LazyPlan()
 
 
 def _is_topology(path: Path) -> bool:
@@ -70,8 +221,13 @@ def _planned(path: Path, signer: str):
     if not result.ok:
         sources = {result.source.name: result.source.text} if result.source else {}
         raise DiagnosticsError(result.diagnostics, sources)
+    from . import compiler
+
+    # A side is rendered in memory: as many servers as one compile may make, no more.
+    compiler.Limits(max_servers=compiler.DEFAULT_MAX_SERVERS).check_servers(result.topology, result.source.name)
     plan = build_plan(result.topology)
-    meta = Meta.of(result.topology, result.source.name, result.source.digest)
+    # The file's name is written into every file: a name that is not UTF-8, or holds an escape, as its escapes.
+    meta = Meta.of(result.topology, visible_path(result.source.name), result.source.digest)
     if signer:
         meta = dataclasses.replace(meta, signer=signer)  # every script names the signer: as the other side
     return plan, meta, Renderer(plan, meta)
@@ -273,21 +429,40 @@ def compare(old: Snapshot, new: Snapshot) -> Difference:
     return difference
 
 
-def _code(value: object) -> str:
-    from .render import markdown_code
+# Markdown for a pull-request comment, where every value may come from an old plan.json someone edited:
+# each is made visible (display.visible: no control character, terminal escape or invisible text),
+# then either set in a code span, where Markdown and HTML are not interpreted (a backtick in the value
+# cannot end it: it is shown as '), or escaped character by character where it stands as text. In a
+# table, a '|' would end the cell even inside a code span (GitHub's tables): it is written '\|'.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>!|~&])")
 
-    return "`" + markdown_code(value) + "`"
+
+def _code(value: object, in_table: bool = False) -> str:
+    shown = visible(value).replace("`", "'")
+    if in_table:
+        shown = shown.replace("|", "\\|")
+    # A span that starts or ends with a space loses it; one that is all spaces is shown as is.
+    return "`" + shown + "`" if shown.strip() else "`" + (shown or " ") + "`"
+
+
+def _text(value: object) -> str:
+    """A value as plain Markdown text: no markup, link, HTML or table break can come out of it."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", visible(value))
+
+
+def _roles(server: dict) -> str:
+    return ", ".join(_text(role) for role in server["roles"])
 
 
 def markdown(difference: Difference) -> str:
     """The difference as a pull-request comment."""
-    lines = [f"### sfbgen: what this change does to the deployment", "", f"From {_code(difference.old)} to {_code(difference.new)}.", ""]
+    lines = [f"### sfbgen: what this change does to the deployment", "", f"From {_code(visible_path(difference.old))} to {_code(visible_path(difference.new))}.", ""]
     if difference.empty:
         return "\n".join(lines + ["No server, script or certificate changes: nothing to run again.", ""])
     if difference.added or difference.removed:
         lines += ["**Servers**", ""]
-        lines += [f"- added {_code(s['fqdn'])} ({', '.join(s['roles'])}, pool {_code(s['pool'])})" for s in difference.added]
-        lines += [f"- removed {_code(s['fqdn'])} ({', '.join(s['roles'])}, pool {_code(s['pool'])}): remove it from the published topology and uninstall it; sfbgen does not" for s in difference.removed]
+        lines += [f"- added {_code(s['fqdn'])} ({_roles(s)}, pool {_code(s['pool'])})" for s in difference.added]
+        lines += [f"- removed {_code(s['fqdn'])} ({_roles(s)}, pool {_code(s['pool'])}): remove it from the published topology and uninstall it; sfbgen does not" for s in difference.removed]
         lines.append("")
     if difference.changed_scripts:
         lines += ["**Scripts whose work changes** (on servers that exist already)", ""]
@@ -297,10 +472,11 @@ def markdown(difference: Difference) -> str:
         lines += ["**Certificates to request again** (their names change)", "", "| certificate | servers | names before | names after |", "|---|---|---|---|"]
         for c in difference.certificates:
             before = ", ".join(c["old_sans"]) if c["old_sans"] is not None else "(new)"
-            lines.append(f"| {_code(', '.join(c['usages']))} for {_code(c['subject'])} | {', '.join(_code(s) for s in c['servers'])} | {_code(before)} | {_code(', '.join(c['new_sans']))} |")
+            cell = lambda value: _code(value, in_table=True)  # noqa: E731
+            lines.append(f"| {cell(', '.join(c['usages']))} for {cell(c['subject'])} | {', '.join(cell(s) for s in c['servers'])} | {cell(before)} | {cell(', '.join(c['new_sans']))} |")
         lines.append("")
     if difference.steps:
         lines += ["**Run again, in this order** (the new runbook's order; each script skips what is done)", ""]
-        lines += [f"{i}. {_code(step['id'])}: {step['action']} — {_code(step['script'])}" for i, step in enumerate(difference.steps, 1)]
+        lines += [f"{i}. {_code(step['id'])}: {_text(step['action'])} — {_code(step['script'])}" for i, step in enumerate(difference.steps, 1)]
         lines.append("")
     return "\n".join(lines)

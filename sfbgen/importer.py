@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .checks import _ABSOLUTE_PATH, fqdn_problem
 from .diagnostics import Diagnostic, Span, diagnostic
 from .topology_xml import Cluster, Document, Service, read_document
 
@@ -34,6 +35,24 @@ from .topology_xml import Cluster, Document, Service, read_document
 # so `--product subscription` says it.
 PRODUCT_OF_SERVICE_VERSION = {"7": "2015", "8": "2019"}
 PRODUCTS = ("2015", "2019", "subscription")
+# The products before Skype for Business Server, by the ServiceVersion of their documents: 6 in the
+# Lync Server 2013 lab documents of issue 21 (public repositories), 5 for Lync Server 2010
+# (reconstructed: one less, as 7 and 8 follow 6; no document at hand says 5). sfbgen installs new
+# servers; it does not upgrade Lync Server in place, which is Topology Builder's and Setup's work
+# (Skype/SfbServer/deploy/upgrade-to-skype-for-business-server.md).
+LYNC_OF_SERVICE_VERSION = {"5": "Lync Server 2010", "6": "Lync Server 2013"}
+PRODUCT_NAMES = {"2015": "Skype for Business Server 2015", "2019": "Skype for Business Server 2019", "subscription": "Skype for Business Server Subscription Edition"}
+
+# The simple URL components of a Topology Builder document: Meet, Dialin, and Cscp for the Admin URL.
+# "Cscp" is the Control Panel's web component (ComponentName="Cscp" among the web services' components
+# of ../shared/topologies/AutomatedLab_SfBAutomatedLab_Contoso.tbxml, line 200); the Admin URL "points
+# to the Skype for Business Server Control Panel" (office-docs-powershell, New-CsSimpleUrl.md,
+# -Component), and real Topology Builder documents name their Admin URL Component="Cscp" (issue 21).
+SIMPLE_URL_KINDS = {"meet": "meet", "dialin": "dialin", "admin": "admin", "cscp": "admin"}
+
+# What a name that is not an FQDN most often is in a published template: a placeholder that a script
+# replaces before the document is used ([DOMAINID], $SkypeFQDN, %FQDN%, <server>).
+_PLACEHOLDER = re.compile(r"[\[\]$%<>]")
 
 # Roles whose clusters are servers sfbgen sets up; every other role is accounted for as not deployed.
 _NOT_DEPLOYED_ROLES = {
@@ -64,6 +83,10 @@ class ImportOptions:
     ca: str | None = None  # "<CA FQDN>\<CA name>"
     offline_ca: bool = False
     product: str | None = None  # 2015, 2019, subscription; inferred from the document when None
+    # Where an Edge pool's external certificate comes from: "public" (an offline request to a public
+    # CA, the default: edge-environmental-requirements.md, ../shared/reference/sfb-deployment.md,
+    # 'Certificates per role') or "topology" (the topology's authority, like every other certificate).
+    edge_external: str = "public"
 
 
 @dataclass
@@ -101,18 +124,44 @@ class ImportResult:
 
 
 class _Importer:
-    def __init__(self, document: Document, name: str, options: ImportOptions):
+    def __init__(self, document: Document, name: str, options: ImportOptions, published: bool | None = None):
         self.doc = document
         self.name = name
         self.options = options
+        self.published = published  # a Topology Builder document's IsPublished; None when it does not say
         self.diagnostics: list[Diagnostic] = []
         self.not_deployed: list[NotDeployed] = []
+        self.cms: Pool | None = None
+
+    def check_options(self) -> None:
+        """--media and --ca, checked as `sfbgen check` checks the media and authority lines
+        (SFB252, SFB111, SFB303), before anything is written."""
+        media, ca = self.options.media, self.options.ca
+        if media is not None:
+            if not _ABSOLUTE_PATH.match(media):
+                hint = ""
+                if media.startswith("\\") and not media.startswith("\\\\"):
+                    hint = ("; a shell may have eaten a backslash: in bash, \"\\\\files\" is \\files, so quote a UNC path "
+                            "with single quotes ('\\\\files\\Media\\SfB')")
+                self.error(self.doc.line, f"--media '{media}' is not an absolute path{hint}",
+                           "give a drive path such as D:\\ or a UNC path such as \\\\files\\Media\\SfB", code="SFB426")
+            elif "\\\\" in media[2:]:
+                self.error(self.doc.line, f"--media '{media}' holds a doubled backslash; topology strings are literal, so it would reach the scripts as two",
+                           "write each backslash once, as Windows does (only a UNC path starts with two)", code="SFB426")
+        if ca is not None:
+            ca_fqdn, sep, ca_name = ca.partition("\\")
+            if not sep or not ca_name.strip() or fqdn_problem(ca_fqdn):
+                self.error(self.doc.line, f"--ca '{ca}' is not an online authority",
+                           'write it as "<CA server FQDN>\\<CA name>", e.g. "ca01.contoso.com\\Contoso Issuing CA"; '
+                           "in bash, single quotes keep the backslash", code="SFB426")
+        if self.options.edge_external not in ("public", "topology"):
+            self.error(self.doc.line, f"--edge-external '{self.options.edge_external}' is not a choice", "say public or topology", code="SFB426")
 
     def warn(self, code: str, line: int, problem: str, fix: str) -> None:
         self.diagnostics.append(diagnostic(code, Span.point(line, 1), problem, fix, self.name))
 
-    def error(self, line: int, problem: str, fix: str) -> None:
-        self.diagnostics.append(diagnostic("SFB403", Span.point(line, 1), problem, fix, self.name))
+    def error(self, line: int, problem: str, fix: str, code: str = "SFB403") -> None:
+        self.diagnostics.append(diagnostic(code, Span.point(line, 1), problem, fix, self.name))
 
     # -- classification -----------------------------------------------------------------------------
 
@@ -191,7 +240,8 @@ class _Importer:
         what = sorted({_NOT_DEPLOYED_ROLES.get(role, f"{role} role") for role in roles}) or ["no Skype for Business service"]
         self.not_deployed.append(NotDeployed(", ".join(what), cluster.fqdn, cluster.line))
         if cluster.requires_setup:
-            self.warn("SFB405", cluster.line, f"{cluster.fqdn} needs setup ({', '.join(roles) or 'no known role'}), which sfbgen does not deploy", "set it up with the Deployment Wizard; the rest of the topology is imported")
+            problem, fix = _not_deployed_advice(cluster.fqdn, roles)
+            self.warn("SFB405", cluster.line, problem, fix)
 
     # -- the whole document -------------------------------------------------------------------------
 
@@ -211,33 +261,97 @@ class _Importer:
         return pools
 
     def product(self, pools: list[Pool]) -> str:
-        if self.options.product:
-            return self.options.product
-        versions = sorted({s.version for p in pools for s in self.doc.services_on(p.cluster.key) if s.version})
+        services = [s for p in pools for s in self.doc.services_on(p.cluster.key) if s.version]
+        versions = sorted({s.version for s in services})
         known = [PRODUCT_OF_SERVICE_VERSION[v] for v in versions if v in PRODUCT_OF_SERVICE_VERSION]
+        lync = [v for v in versions if v in LYNC_OF_SERVICE_VERSION]
+        said = ", ".join(versions) or "(none)"
+        if lync:
+            first = next(s for s in services if s.version in lync)
+            what = " and ".join(LYNC_OF_SERVICE_VERSION[v] for v in lync)
+            if self.options.product:
+                self.warn(
+                    "SFB424", first.line,
+                    f"the document is a {what} topology (ServiceVersion {said}); it is imported as {PRODUCT_NAMES[self.options.product]}, as --product says",
+                    "sfbgen installs new servers with these names: deploy them as new servers (sfbgen does not upgrade Lync Server in place; "
+                    "an in-place upgrade is Topology Builder's and Setup's work, deploy/upgrade-to-skype-for-business-server.md)",
+                )
+                return self.options.product
+            self.error(
+                first.line,
+                f"the document is a {what} topology (ServiceVersion {said}), not a Skype for Business Server one: sfbgen installs new "
+                "Skype for Business Server servers, and does not upgrade Lync Server in place",
+                "to deploy these pools as new Skype for Business Server servers, import with --product 2015, 2019 or subscription; "
+                "to upgrade in place, use Topology Builder and Setup (deploy/upgrade-to-skype-for-business-server.md)",
+                code="SFB425",
+            )
+            return "2015"
+        if self.options.product:
+            if known and self.options.product not in known:
+                first = next(s for s in services if s.version in PRODUCT_OF_SERVICE_VERSION)
+                self.warn(
+                    "SFB424", first.line,
+                    f"--product {self.options.product} disagrees with the document: its services' ServiceVersion {said} is "
+                    + " and ".join(PRODUCT_NAMES[k] for k in dict.fromkeys(known)),
+                    "check which product the servers will run; the topology says product " + self.options.product + ", as --product asked",
+                )
+            return self.options.product
         product = known[-1] if known else "2015"
         self.warn(
             "SFB404", self.doc.line,
-            f"the product is taken as Skype for Business Server {product}, from the services' ServiceVersion {', '.join(versions) or '(none)'}",
+            f"the product is taken as Skype for Business Server {product}, from the services' ServiceVersion {said}",
             "confirm it, or say --product 2015, 2019 or subscription",
         )
         return product
 
+    def _url_host(self, url: str, line: int) -> None:
+        """Refuse a simple URL whose host is no FQDN (a template's placeholder), at its line."""
+        host = re.sub(r"^[A-Za-z]+://", "", url).split("/", 1)[0].split(":", 1)[0]
+        problem = fqdn_problem(host) if host else "it has no host"
+        if problem:
+            self.error(line, f"the simple URL '{url}' has a host that is not an FQDN ({problem})" + _placeholder_note(host),
+                       _NAME_FIX, code="SFB429")
+
+    def central_management_store(self, pools: list[Pool]) -> Pool | None:
+        """The Standard Edition server to suggest for the Central Management Store: the first one, when
+        the document is an unpublished Topology Builder document and no service is a Central
+        Management Store. (The store is chosen when the topology is first published, so a document
+        not yet published holds none: neither Topology Builder document in ../shared/topologies does.)"""
+        if self.doc.format != "Topology Builder document" or self.published is not False:
+            return None
+        if any(s.role in ("CentralMgmtStore", "CentralMgmt") for s in self.doc.services):
+            return None
+        return next((p for p in pools if p.kind == "standard"), None)
+
     def simple_urls(self) -> list[tuple[str, str, str]]:
         """(kind, url, domain) for every simple URL; Topology Builder's defaults when the document has none."""
-        if self.doc.simple_urls:
+        domains = [d for d, _ in self.doc.sip_domains]
+        default = self.doc.default_domain or (domains[0] if domains else "")
+        if self.doc.simple_urls is not None:
             out = []
             for url in self.doc.simple_urls:
-                kind = {"meet": "meet", "dialin": "dialin", "admin": "admin"}.get(url.component.lower())
+                kind = SIMPLE_URL_KINDS.get(url.component.lower())
                 if kind is None:
                     self.warn("SFB405", url.line, f"the simple URL component '{url.component}' is not one sfbgen knows", "check Get-CsSimpleUrlConfiguration")
                     continue
+                self._url_host(url.url, url.line)
                 out.append((kind, url.url, url.domain if kind == "meet" and url.domain not in ("", "*") else ""))
+            # Topology Builder's defaults for what the document leaves out (simple-urls.md: a Meet URL
+            # per SIP domain and one Dial-in URL are required), each named in a warning.
+            met = {d.lower() for kind, _, d in out if kind == "meet"}
+            anywhere = any(kind == "meet" and not d for kind, _, d in out)
+            for domain, line in self.doc.sip_domains:
+                if domain.lower() not in met and not (anywhere and len(domains) == 1):
+                    out.append(("meet", f"https://meet.{domain}", domain))
+                    self.warn("SFB423", line, f"the document has no Meet URL for the SIP domain {domain}; assumed Topology Builder's default https://meet.{domain}",
+                              "confirm it (Topology Builder: Edit Properties, Simple URLs) or correct the simple_url line")
+            if domains and not any(kind == "dialin" for kind, _, _ in out):
+                out.append(("dialin", f"https://dialin.{default}", ""))
+                self.warn("SFB423", self.doc.line, f"the document has no Dial-in URL; assumed Topology Builder's default https://dialin.{default}",
+                          "confirm it (Topology Builder: Edit Properties, Simple URLs) or correct the simple_url line")
             return out
-        domains = [d for d, _ in self.doc.sip_domains]
-        default = self.doc.default_domain or (domains[0] if domains else "")
         self.warn(
-            "SFB404", self.doc.line,
+            "SFB422", self.doc.line,
             f"a {self.doc.format} holds no simple URLs; assumed Topology Builder's defaults: "
             + ", ".join([f"https://meet.{d}" for d in domains] + [f"https://dialin.{default}"]),
             "confirm them with Get-CsSimpleUrlConfiguration and correct the simple_url lines",
@@ -247,6 +361,30 @@ class _Importer:
 
 def _flag(value: str) -> bool:
     return value.strip().lower() == "true"
+
+
+_NAME_FIX = "put the real name in the document (in Topology Builder, or in the template's script that fills it in), and import again"
+
+
+def _placeholder_note(value: str) -> str:
+    return "; it looks like a template's placeholder, filled in by a script before the document is used" if _PLACEHOLDER.search(value) else ""
+
+
+# What runs on a cluster sfbgen does not set up, and who sets it up (the roles are those of
+# _NOT_DEPLOYED_ROLES). A trusted application pool is a pool of servers of another product (Exchange,
+# a contact-centre application) made trusted by New-CsTrustedApplicationPool (office-docs-powershell,
+# New-CsTrustedApplicationPool.md): nothing of Skype for Business Server is installed on it.
+def _not_deployed_advice(fqdn: str, roles: list[str]) -> tuple[str, str]:
+    named = ", ".join(roles) or "no known role"
+    if any(r in ("TrustedApplicationPool", "ExternalServer") for r in roles):
+        return (f"{fqdn} is a trusted application pool ({named}): its servers run another product's application, not Skype for Business Server",
+                "set it up with that product (Exchange, the application's own setup) and trust it with New-CsTrustedApplicationPool; the rest of the topology is imported")
+    if "PersistentChatServer" in roles:
+        return (f"{fqdn} is a Persistent Chat pool ({named}), which sfbgen does not deploy",
+                "install it on each of its servers with the Skype for Business Server Deployment Wizard (Install or Update Skype for Business Server System); the rest of the topology is imported")
+    what = sorted({_NOT_DEPLOYED_ROLES.get(role, f"{role} role") for role in roles})
+    return (f"{fqdn} ({', '.join(what) or 'no known role'}) needs setup, which sfbgen does not deploy",
+            "set it up as its product documents; the rest of the topology is imported")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -260,9 +398,15 @@ class _Writer:
         self.importer = importer
         self.lines: list[str] = []
 
-    def name(self, value: str, line: int, what: str) -> str:
+    def name(self, value: str, line: int, what: str, fqdn: bool = True) -> str:
         if not value or _NOT_IN_NAME.search(value):
             self.importer.error(line, f"the {what} '{value}' cannot be written as a name (it is empty or holds a space, brace, quote or '#')", "correct it in Topology Builder, publish, and export again")
+            return "invalid"
+        problem = fqdn_problem(value) if fqdn else None
+        if problem:
+            # A placeholder of a published template ([DOMAINID], $SkypeFQDN) or another name no DNS
+            # holds: refused here, at the document's line, not later by check (SFB202, RFC 1035/1123).
+            self.importer.error(line, f"the {what} '{value}' is not an FQDN ({problem})" + _placeholder_note(value), _NAME_FIX, code="SFB429")
             return "invalid"
         return value
 
@@ -277,9 +421,11 @@ class _Writer:
 
 
 def _comment(text: str) -> str:
-    from .diagnostics import visible
+    from .display import visible
 
-    return visible(text).replace("\n", " ")
+    # Every control, escape and invisible character (and a byte of a file name that was not UTF-8)
+    # shown as its escape: nothing from the document can end the comment line or hide text.
+    return visible(text)
 
 
 def _write(importer: _Importer, pools: list[Pool], source: str) -> str:
@@ -295,7 +441,7 @@ def _write(importer: _Importer, pools: list[Pool], source: str) -> str:
         w.add(1, f"media {w.string(options.media, doc.line, 'media path')}")
     else:
         w.add(1, '# media "<the installation media>": the document does not say; add it (or import with --media).')
-        importer.warn("SFB404", doc.line, "the document does not say where the installation media is", "import with --media PATH, or add a media line")
+        importer.warn("SFB420", doc.line, "the document does not say where the installation media is", "import with --media PATH, or add a media line")
     w.add(0, "")
     default = doc.default_domain
     for domain, line in doc.sip_domains:
@@ -308,7 +454,7 @@ def _write(importer: _Importer, pools: list[Pool], source: str) -> str:
         w.add(2, f"authority online {w.string(options.ca, doc.line, 'certificate authority')}" if options.ca else "authority offline")
         w.add(1, "}")
     else:
-        importer.warn("SFB404", doc.line, "no certificate authority was named, so every certificate is an offline request", "import with --ca \"<CA FQDN>\\<CA name>\" for an online enterprise CA")
+        importer.warn("SFB421", doc.line, "no certificate authority was named, so every certificate is an offline request", "import with --ca \"<CA FQDN>\\<CA name>\" for an online enterprise CA")
     by_site: dict[str, list[Pool]] = {}
     for pool in pools:
         by_site.setdefault(pool.site, []).append(pool)
@@ -353,6 +499,18 @@ def _write_pool(w: _Writer, pool: Pool) -> None:
         w.add(3, "web_services " + " ".join(web))
     if pool.collocated_mediation:
         w.add(3, "mediation collocated")
+    if pool is w.importer.cms:
+        w.add(3, "# central_management_store  # uncomment if this is the deployment's first server (the document is not published and names no Central Management Store)")
+    if pool.kind == "edge" and w.importer.options.edge_external == "public":
+        # The external certificate: from a public CA, through an offline request (edge-environmental-
+        # requirements.md; ../shared/reference/sfb-deployment.md, 'Certificates per role'). An Edge
+        # Server is a workgroup computer in the perimeter network: an online request to the internal
+        # enterprise CA is what it cannot make (issue 18). The internal certificate follows the topology's.
+        w.add(3, "certificates {")
+        w.add(4, "authority offline public")
+        w.add(3, "}")
+        w.importer.warn("SFB428", c.line, f"the Edge pool {c.fqdn}'s external certificate is taken as an offline request to a public CA (the document does not say)",
+                        "confirm it, or import with --edge-external topology to request it like every other certificate")
     if pool.kind != "standard":
         member = "front_end" if pool.kind == "enterprise" else "server"
         for machine in c.machines:
@@ -371,8 +529,14 @@ def import_bytes(raw: bytes, name: str, options: ImportOptions | None = None) ->
         document = read_document(raw, name)
     except XmlProblem as problem:
         return ImportResult(None, [problem.diagnostic])
-    importer = _Importer(document, name, options)
+    importer = _Importer(document, name, options, _is_published(raw) if document.format == "Topology Builder document" else True)
+    importer.check_options()
     pools = importer.pools()
+    importer.cms = importer.central_management_store(pools)
+    if importer.cms is not None:
+        importer.warn("SFB427", importer.cms.cluster.line,
+                      f"the document is not published and names no Central Management Store; a new deployment creates it on its first Standard Edition server, here {importer.cms.cluster.fqdn}",
+                      f"if {importer.cms.cluster.fqdn} is the deployment's first server, uncomment central_management_store in its block (the imported topology has the line); if the store exists already, leave it")
     if not pools:
         importer.error(document.line, f"the {document.format} has no Front End, Director, Mediation or Edge pool that needs setup", "export the topology that holds the servers to deploy")
     text = _write(importer, pools, name.replace("\\", "/").rpartition("/")[2])
@@ -380,6 +544,18 @@ def import_bytes(raw: bytes, name: str, options: ImportOptions | None = None) ->
     if not failed:
         text = _formatted(text)
     return ImportResult(None if failed else text, importer.diagnostics, document.format, pools, importer.not_deployed)
+
+
+_PUBLISHED = re.compile(r"<(?:[\w.-]+:)?PartialTopology\b[^>]*?\bIsPublished\s*=\s*[\"']([^\"']*)[\"']")
+
+
+def _is_published(raw: bytes) -> bool | None:
+    """A Topology Builder document's PartialTopology IsPublished (both .tbxml of ../shared/topologies
+    say "false" at line 4), read from the document's start; None when it does not say."""
+    head = raw[:16384]
+    text = head.decode("utf-16", errors="ignore") if head.startswith((b"\xff\xfe", b"\xfe\xff")) else head.decode("utf-8", errors="ignore")
+    match = _PUBLISHED.search(text)
+    return None if match is None else _flag(match.group(1))
 
 
 def _formatted(text: str) -> str:

@@ -53,8 +53,7 @@ _EXAMPLES: dict[tuple[str, str], list[str]] = {
     ("a pool must be inside a site", 'put it in a site "Name" { ... } block'): [
         'topology "t" { enterprise_pool a.b {',
         'topology "t" { standard_edition a.b',
-        # (no mediation_pool here: at the topology's level the lexer reads its first letters as the
-        # keyword 'media', and the state that leaves is the one after a real 'media' line)
+        'topology "t" { mediation_pool a.b {',
         'topology "t" { edge_pool a.b {',
         'topology "t" { director_pool a.b {',
     ],
@@ -72,13 +71,49 @@ _EXAMPLES: dict[tuple[str, str], list[str]] = {
 }
 
 
+class _WholeWords:
+    """Keywords as whole words, with Lark's own contextual lexer.
+
+    Lark's contextual lexer matches, in each parser state, only the terminals that state accepts; a
+    keyword (a string terminal) then matches the first letters of a longer word: `products` lexed as
+    `product` + `s`, `mediation_pool` at the topology's level as `media` + `tion_pool`. Declaring WORD
+    accepted in every state (a post-lexer's `always_accept`, which Lark adds to every state's lexer)
+    makes every run of name characters one WORD, and Lark's keyword dispatch (its "unless" callback:
+    a string terminal that WORD matches whole becomes a re-typing of WORD) turns a WORD that equals a
+    keyword of that state into the keyword. A word that is no keyword here stays one WORD, which the
+    parser reports where it starts."""
+
+    always_accept = ("WORD",)
+
+    def process(self, stream):
+        return stream
+
+
 @cache
 def _parser() -> Lark:
     grammar = (resource_dir("grammar") / "sfb.lark").read_text(encoding="utf-8")
-    # The built LALR tables are cached (keyed by the grammar's hash): a warm start is then mostly I/O.
+    # The built LALR tables are cached (keyed by the grammar's hash and the lexer's setup): a warm
+    # start is then mostly I/O.
     folder = cache_dir()
-    cache = str(folder / f"grammar-{hashlib.sha256(grammar.encode()).hexdigest()[:16]}.lark") if folder else False
-    return Lark(grammar, parser="lalr", propagate_positions=True, cache=cache, maybe_placeholders=False)
+    key = hashlib.sha256(grammar.encode() + b"\0whole-words").hexdigest()[:16]
+    cache = str(folder / f"grammar-{key}.lark") if folder else False
+    return Lark(grammar, parser="lalr", propagate_positions=True, cache=cache, maybe_placeholders=False, postlex=_WholeWords())
+
+
+@cache
+def _keyword_terminals() -> dict[str, str]:
+    """keyword -> the name of its terminal (product -> PRODUCT), for every keyword of the grammar."""
+    return {t.pattern.value: t.name for t in _parser().terminals if t.pattern.type == "str" and t.pattern.value.isidentifier()}
+
+
+def _kind(token: Token | None) -> str:
+    """A token's type, or the keyword's terminal when a WORD is a keyword the state did not accept
+    (`enterprise_pool` at the topology's level is lexed as a WORD: the keyword is known by its text)."""
+    if token is None:
+        return ""
+    if token.type == "WORD":
+        return _keyword_terminals().get(str(token), "WORD")
+    return token.type
 
 
 MAX_SYNTAX_ERRORS = 25
@@ -134,7 +169,7 @@ def _blank_statement(text: str, exc: UnexpectedInput) -> str | None:
         return None
     offset = exc.pos_in_stream if exc.pos_in_stream is not None else _offset_of(text, exc.line, exc.column)
     token = getattr(exc, "token", None)
-    if (token is not None and token.type in _BLOCK_TYPES and "RBRACE" in set(getattr(exc, "expected", ()) or ())
+    if (token is not None and _kind(token) in _BLOCK_TYPES and "RBRACE" in set(getattr(exc, "expected", ()) or ())
             and offset > 0 and text[offset - 1] in " \t"):
         return text[: offset - 1] + "}" + text[offset:]
     keywords = _keywords()
@@ -300,7 +335,7 @@ def _syntax_diagnostic(parser: Lark, exc: UnexpectedInput, text: str, file: str)
     quoted = _wrong_quotes(str(token))
     if quoted and "STRING" in expected_names:
         return diagnostic("SFB101", span, f"{problem}: {quoted}", 'write the text between straight double quotes, "like this"', file)
-    if token.type in _BLOCK_TYPES and "RBRACE" in expected_names:
+    if _kind(token) in _BLOCK_TYPES and "RBRACE" in expected_names:
         # A block keyword where the open block could still close: that block's '}' is missing.
         blocks = _open_blocks(text, token.start_pos)
         if len(blocks) >= 2:
@@ -367,7 +402,7 @@ def _example_states() -> list[tuple[int, str, tuple[str, str]]]:
             try:
                 parser.parse(example)
             except UnexpectedToken as exc:
-                out.append((exc.state.position, exc.token.type, label))
+                out.append((exc.state.position, _kind(exc.token), label))
             except UnexpectedInput:
                 continue
     return out
@@ -379,7 +414,7 @@ def _match_example(exc: UnexpectedInput) -> tuple[str, str] | None:
     if not isinstance(exc, UnexpectedToken):
         return None
     for position, token_type, label in _example_states():
-        if position == exc.state.position and token_type == exc.token.type:
+        if position == exc.state.position and token_type == _kind(exc.token):
             return label
     return None
 

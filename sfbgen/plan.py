@@ -101,6 +101,11 @@ class RunbookStep:
     # A copy step's files, bundle-relative ("<source server>/out/<file>"), to put beside the scripts
     # of `server`: what an orchestrator copies itself (a person follows `action`).
     copies: tuple[str, ...] = ()
+    # What carries the step out, for orchestrators to dispatch on (never a file name or an id):
+    # 'script' (run `script`), 'copy' (copy `copies`), 'publish' (a person publishes the topology with
+    # Topology Builder), 'ca-wait' (the certification authority answers an offline request).
+    task: str = "script"
+    takes_secrets: bool = False  # step 3: the PFX password and the CA account reach it on standard input
 
     def to_plan(self) -> dict:
         return {"id": self.id, "server": self.server, "action": self.action, "script": self.script, "after": list(self.after)}
@@ -188,8 +193,11 @@ class _StepGraph:
     def __init__(self):
         self.steps: dict[str, dict] = {}
 
-    def add(self, id: str, server: str, action: str, script: str | None, after, verify: str, on_failure: str, kind: str = "script", copies: tuple[str, ...] = ()) -> str:
-        self.steps[id] = dict(id=id, server=server, action=action, script=script, after=[a for a in after if a], kind=kind, verify=verify, on_failure=on_failure, copies=copies)
+    def add(self, id: str, server: str, action: str, script: str | None, after, verify: str, on_failure: str, kind: str = "script", copies: tuple[str, ...] = (),
+            task: str = "script") -> str:
+        takes_secrets = bool(script) and script.endswith("/" + STEP_FILES["certificates"])
+        self.steps[id] = dict(id=id, server=server, action=action, script=script, after=[a for a in after if a], kind=kind, verify=verify, on_failure=on_failure, copies=copies,
+                              task=task, takes_secrets=takes_secrets)
         return id
 
     def depend(self, id: str, *after: str) -> None:
@@ -253,12 +261,13 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
                          "read the transcript; fix the cause; run it again (it skips what is done)")
         published.append(g.add("publish-topology", cms.fqdn, "Topology Builder: publish the topology (Publish-CsTopology, then Enable-CsTopology)", None, [prepared],
                                "Get-CsTopology -AsXml returns the published topology; every server's first script checks it",
-                               "Topology Builder names what it refused; correct the topology and publish again", kind="manual"))
+                               "Topology Builder names what it refused; correct the topology and publish again", kind="manual", task="publish"))
     done3: dict[str, str] = {}  # server -> id of the step after which its certificates are in place
     for plan in plans:
         s = plan.fqdn
         g.add(f"{s}:1", s, "Install Local Configuration Store", path(plan, "local-store"), [] if plan.is_edge else published,
-              ("the script ends with SUCCESS; on a Front End (an Edge Server has no access to the store), "
+              ("the script ends with SUCCESS (it checked the configuration it imported). The Central Management Store replicates "
+               f"to an Edge Server only once its certificates are assigned and its services run: after step 4, on a Front End, "
                f"Get-CsManagementStoreReplicationStatus -ReplicaFqdn {s} says UpToDate" if plan.is_edge else
                "the script ends with SUCCESS; Get-CsManagementStoreReplicationStatus lists this server as up to date"),
               "read the transcript the script names; fix the cause; run the script again (it skips what is done)")
@@ -272,7 +281,7 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
             g.add(f"{s}:3-ca", s, "Certificate authority: issue the requested certificates", None, [f"{s}:3-request"],
                   "every .req file has an answer from the CA (.cer or .p7b)",
                   "ask the CA administrator; a rejected request needs a new one (delete the .req file and run step 3 again)",
-                  kind="manual")
+                  kind="manual", task="ca-wait")
             done3[s] = g.add(f"{s}:3", s, "Import and assign the issued certificates (run step 3 again with -CertificateResponse <answer files>)", path(plan, "certificates"), [f"{s}:3-ca"],
                              "the script ends with SUCCESS after checking every name, the key and the chain",
                              "the script names what is wrong with the certificate; have it reissued and run again")
@@ -301,7 +310,7 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
                          f"Copy {edge_host.fqdn}/out/{EDGE_CONFIG_ZIP} into the bundle folder {plan.fqdn}/", None, [export],
                          f"{plan.fqdn}/{EDGE_CONFIG_ZIP} is on the Edge server beside its scripts",
                          "copy it again; the file must not be altered", kind="manual",
-                         copies=(f"{edge_host.fqdn}/out/{EDGE_CONFIG_ZIP}",))
+                         copies=(f"{edge_host.fqdn}/out/{EDGE_CONFIG_ZIP}",), task="copy")
             g.depend(f"{plan.fqdn}:1", copy)
 
     # The other members of an Edge pool import the certificates the first member obtained (internal
@@ -316,7 +325,7 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
                      f"Copy {', '.join(f'{first.fqdn}/out/{name}' for name in files)} into the bundle folder {plan.fqdn}/", None, [done3[first.fqdn]],
                      f"the files are on {plan.fqdn} beside its scripts; keep their password at hand. Step 3 deletes each once imported",
                      "export them again from the first Edge Server (run its step 3 again)", kind="manual",
-                     copies=tuple(f"{first.fqdn}/out/{name}" for name in files))
+                     copies=tuple(f"{first.fqdn}/out/{name}" for name in files), task="copy")
         target = f"{plan.fqdn}:3-request" if plan.offline else f"{plan.fqdn}:3"
         g.depend(target, copy)
 
@@ -339,7 +348,8 @@ def build_plan(topology: m.Topology) -> DeploymentPlan:
             g.add(f"{pool.fqdn.value}:start-pool", starter.fqdn, f"Start the pool {pool.fqdn.value} (Start-CsPool)", path(starter, "start-pool"),
                   [done3[p.fqdn] for p in members],
                   "the script ends with SUCCESS: every service on every member Running, Get-CsPoolFabricState healthy",
-                  "run Get-CsPoolFabricState -PoolFqdn for details; at least 85% of the members must be up for the first start")
+                  "run Get-CsPoolFabricState -PoolFqdn for details; the first start needs 85% of the members up (the script names the minimum);"
+                  " a member that cannot be started now may be left out with -SkipServer <its FQDN>")
             continue
         # An Edge or Mediation pool starts after the pool it uses as next hop is running.
         hop = getattr(pool, "next_hop", None)

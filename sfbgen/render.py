@@ -80,6 +80,49 @@ def _mermaid_label(value: object) -> str:
     return comment(value).replace('"', "#quot;")
 
 
+# Mermaid draws at most `maxEdges` edges (default 500) from at most `maxTextSize` characters (default
+# 50,000), and shows an error instead of a graph beyond either (mermaid-js/mermaid,
+# packages/mermaid/src/schemas/config.schema.yaml). The RUNBOOK's graph stays under both.
+MERMAID_MAX_EDGES = 500
+MERMAID_MAX_TEXT = 50_000
+
+
+def mermaid_graph(plan, node_ids: dict[str, str]) -> dict:
+    """The RUNBOOK's dependency graph at the finest level Mermaid can draw: every step; else one node
+    per pool (a step belongs to its server's pool); else one node per wave. Always fewer than 500
+    edges and 50,000 characters. {level, nodes: [(id, label)], edges: [(id, id)], steps_edges, pool_edges}."""
+
+    def fits(nodes, edges) -> bool:
+        size = sum(len(i) + len(label) + 12 for i, label in nodes) + sum(len(a) + len(b) + 10 for a, b in edges)
+        return len(edges) < MERMAID_MAX_EDGES and size < MERMAID_MAX_TEXT - 100
+
+    nodes = [(node_ids[step.id], step.id) for step in plan.steps]
+    edges = [(node_ids[before], node_ids[step.id]) for step in plan.steps for before in step.after if before in node_ids]
+    result = {"level": "step", "nodes": nodes, "edges": edges, "steps_edges": len(edges), "pool_edges": 0}
+    if fits(nodes, edges):
+        return result
+    pool_of = {server.fqdn: server.pool.fqdn.value for server in plan.servers}
+    group = {step.id: pool_of.get(step.server, step.server) for step in plan.steps}
+    pools = list(dict.fromkeys(group[step.id] for step in plan.steps))
+    ids = {pool: f"p{i}" for i, pool in enumerate(pools, 1)}
+    counts: dict[str, int] = {}
+    for step in plan.steps:
+        counts[group[step.id]] = counts.get(group[step.id], 0) + 1
+    pool_nodes = [(ids[pool], f"{pool} ({counts[pool]} steps)") for pool in pools]
+    pool_edges = list(dict.fromkeys((ids[group[before]], ids[group[step.id]]) for step in plan.steps for before in step.after
+                                    if before in group and group[before] != group[step.id]))
+    result.update(pool_edges=len(pool_edges))
+    if fits(pool_nodes, pool_edges):
+        return {**result, "level": "pool", "nodes": pool_nodes, "edges": pool_edges}
+    waves = plan.waves()
+    # Waves follow one another; more than 499 of them (a plan sfbgen does not make) share the last node.
+    shown = min(len(waves), MERMAID_MAX_EDGES - 1)
+    wave_nodes = [(f"w{i}", f"wave {i}: {len(waves[i - 1])} steps" if i < shown or shown == len(waves)
+                   else f"waves {i} to {len(waves)}: {sum(len(w) for w in waves[i - 1:])} steps") for i in range(1, shown + 1)]
+    wave_edges = [(f"w{i}", f"w{i + 1}") for i in range(1, shown)]
+    return {**result, "level": "wave", "nodes": wave_nodes, "edges": wave_edges}
+
+
 def _bytecode_cache():
     """Compiled templates kept between runs (as the parser keeps its tables): a warm start skips compiling."""
     from jinja2 import FileSystemBytecodeCache
@@ -150,14 +193,20 @@ class Renderer:
             files=STEP_FILES,
             edge_config_zip=EDGE_CONFIG_ZIP,
             edge_config_host=plan.edge_config_host.fqdn if plan.edge_config_host else "",
-            # Text that is the same in every script, rendered once rather than once per script.
-            shared=dict(functions=render_template("_functions.ps1.j2").rstrip("\n"), runner=render_template("_runner.ps1.j2").rstrip("\n")),
+            # Text that is the same in every script, rendered once rather than once per script; the
+            # templates receive markers, which `arrange` replaces by what each script needs.
+            shared=dict(functions=_FUNCTIONS_MARK, runner=_RUNNER_MARK),
         )
+        self.helpers = Helpers(render_template("_functions.ps1.j2").rstrip("\n"))
+        self.runner = render_template("_runner.ps1.j2").rstrip("\n")
 
     def server(self, server: ServerPlan) -> dict[str, str]:
         """The scripts of one server's bundle: {file name: text with LF line ends}."""
         extra = {
-            "components": dict(features=windows_features(server.roles)),
+            # Steps 0, 1 and 2 install the role's Windows features (the first script on a server before SQL Server Express).
+            "prepare-cms": dict(features=windows_features(server.roles, self.meta.product)),
+            "local-store": dict(features=windows_features(server.roles, self.meta.product)),
+            "components": dict(features=windows_features(server.roles, self.meta.product)),
             "certificates": dict(jobs=_certificate_jobs(server)),
             "start-pool": dict(members=self.members[id(server.pool)]),
             "export-edge-config": dict(edges=self.edges),
@@ -165,9 +214,31 @@ class Renderer:
         }
         expect = published_expectations(server)
         return {
-            script.filename: render_template(f"{script.kind}.ps1.j2", s=server, script=script, expect=expect, **self.base, **extra.get(script.kind, {}))
+            script.filename: self.arrange(
+                render_template(f"{script.kind}.ps1.j2", s=server, script=script, expect=expect, **self.base, **extra.get(script.kind, {})))
             for script in server.scripts
         }
+
+    def arrange(self, text: str) -> str:
+        """A step script in reading order: header, param and values; `function Invoke-Main` (the step's
+        work); the functions of its own template, then the shared helpers (in _functions.ps1.j2's
+        order), each only if the work or the runner calls it, directly or through another; its other
+        top-level statements; the runner. A function definition runs nothing, so Invoke-Main may come
+        before what it calls: everything is defined before the runner calls Invoke-Main."""
+        if _FUNCTIONS_MARK not in text:
+            return text.replace(_RUNNER_MARK, self.runner)
+        head, rest = text.split(_FUNCTIONS_MARK, 1)
+        body, runner_mark, tail = rest.partition(_RUNNER_MARK)
+        runner = self.runner if runner_mark else ""
+        own = split_blocks(body.strip("\n"))
+        main = [b for b in own if b.name == "Invoke-Main" and b.kind == "function"]
+        functions = [b for b in own if b.kind == "function" and b not in main]
+        statements = [b for b in own if b.kind != "function"]
+        roots = "\n".join([head, *(b.text for b in main + statements), runner, tail])
+        needed = self.helpers.needed(roots, functions)
+        functions = [b for b in functions if block_key(b) in needed]
+        shared = [b for b in self.helpers.blocks if block_key(b) in needed or not b.name]
+        return head + "\n\n".join(b.text for b in main + functions + shared + statements) + "\n\n" + runner + tail
 
     def fingerprint(self, server: ServerPlan) -> str:
         """A digest of everything `server()` renders from for this server: equal fingerprints render
@@ -192,7 +263,30 @@ class Renderer:
         """Invoke-Runbook.ps1: the runbook walked over PowerShell Remoting, from an admin workstation."""
         from .manifest import ROOT_NAME
 
-        return render_template("invoke-runbook.ps1.j2", meta=self.meta, servers=self.plan.servers, steps=self.plan.steps, root_manifest=ROOT_NAME)
+        # What each server reaches beyond itself (a second hop over Remoting), checked inside its session
+        # before its first step: (kind, target, the computer the hop goes to; '' when on the server itself).
+        cms = next((s.fqdn for s in self.plan.servers if s.holds_cms), "")
+        members: dict[int, list[str]] = {}
+        for s in self.plan.servers:
+            members.setdefault(id(s.pool), []).append(s.fqdn)
+
+        def unc_host(path: str) -> str:
+            return path[2:].split("\\")[0] if path.startswith("\\\\") else ""
+
+        hops = {}
+        for s in self.plan.servers:
+            checks = []
+            for path in (s.media.rstrip("\\") + "\\" + fact("media_setup_folder"), s.windows_source):
+                if path:
+                    checks.append(("path", path, unc_host(path)))
+            if not s.is_edge:
+                checks.append(("cms", "Get-CsTopology", cms or "the Central Management Store"))
+            for ca in sorted({r.policy.ca for r in s.requests if r.authority == "online" and r.policy.ca and not s.imports_shared(r)}):
+                checks.append(("ca", ca, ca.split("\\")[0]))
+            if s.starts_pool:
+                checks += [("remoting", other, other) for other in members[id(s.pool)] if other != s.fqdn]
+            hops[s.fqdn] = checks
+        return render_template("invoke-runbook.ps1.j2", meta=self.meta, servers=self.plan.servers, steps=self.plan.steps, root_manifest=ROOT_NAME, hops=hops)
 
     def plan_json(self, work: dict[str, str] | None = None) -> str:
         return json_lines(plan_document(self.plan, self.meta, work or {}))
@@ -200,6 +294,7 @@ class Renderer:
     def runbook(self, signing: dict) -> str:
         plan = self.plan
         node_ids = {step.id: f"s{i}" for i, step in enumerate(plan.steps, 1)}
+        graph = mermaid_graph(plan, node_ids)
         certificates, seen = [], set()
         for server in plan.servers:
             for request in server.requests:
@@ -222,10 +317,126 @@ class Renderer:
             meta=self.meta,
             waves=plan.waves(),
             node_ids=node_ids,
+            graph=graph,
             certificates=certificates,
             signing=signing,
             edge_config_zip=EDGE_CONFIG_ZIP,
         )
+
+
+_FUNCTIONS_MARK = "#<sfbgen:shared-functions>#"
+_RUNNER_MARK = "#<sfbgen:shared-runner>#"
+
+
+@dataclass(frozen=True)
+class Block:
+    """One top-level piece of a script: a function, an assignment, or another statement, with the
+    comment lines just above it."""
+
+    kind: str  # 'function', 'variable' (an assignment) or 'statement'
+    name: str  # the function's or variable's name; '' for another statement
+    text: str
+
+
+_TOP_FUNCTION = re.compile(r"function\s+([A-Za-z][\w-]*)", re.IGNORECASE)
+_TOP_ASSIGNMENT = re.compile(r"\$(?:script:)?([A-Za-z_]\w*)\s*=")
+_CLOSERS = {"{": "}", "(": ")"}
+
+
+def split_blocks(text: str) -> list[Block]:
+    """The top-level blocks of generated PowerShell, as sfbgen's templates write it: a block opens at
+    column 0 and, when its first line leaves a `{` or `(` open, ends at the next line that starts with
+    the closing bracket at column 0. Comment lines (and blank lines) before a block belong to it."""
+    lines = text.split("\n")
+    blocks: list[Block] = []
+    pending: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if not line.strip() or line.startswith("#"):
+            pending.append(line)
+            index += 1
+            continue
+        end = index
+        code = _code_part(line)
+        opener = code.rstrip()[-1:] if code.rstrip() else ""
+        if opener in _CLOSERS and code.count(opener) > code.count(_CLOSERS[opener]):
+            closer = _CLOSERS[opener]
+            end = index + 1
+            while end < len(lines) and not lines[end].startswith(closer):
+                end += 1
+            end = min(end, len(lines) - 1)
+        function = _TOP_FUNCTION.match(line)
+        assignment = _TOP_ASSIGNMENT.match(line)
+        if function:
+            kind, name = "function", function.group(1)
+        elif assignment:
+            kind, name = "variable", assignment.group(1)
+        else:
+            kind, name = "statement", ""
+        while pending and not pending[0].strip():
+            pending.pop(0)
+        blocks.append(Block(kind, name, "\n".join(pending + lines[index:end + 1])))
+        pending = []
+        index = end + 1
+    if any(line.strip() for line in pending):  # comments after the last block stay, as a statement
+        while not pending[0].strip():
+            pending.pop(0)
+        blocks.append(Block("statement", "", "\n".join(pending).rstrip("\n")))
+    return blocks
+
+
+def _code_part(line: str) -> str:
+    """A line without its trailing comment: a `#` outside quotes, at the start or after a blank."""
+    quote = ""
+    for position, char in enumerate(line):
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (position == 0 or line[position - 1] in " \t"):
+            return line[:position]
+    return line
+
+
+_WORD = re.compile(r"\$(?:script:)?([A-Za-z_]\w*)|(?<![\w$-])([A-Za-z][\w]*-[\w-]*\w)(?![\w-])")
+
+
+def _references(text: str) -> set[str]:
+    """The variable names (`$Name`, `$script:Name`) and Verb-Noun words in code, comments left out."""
+    found = set()
+    for line in text.split("\n"):
+        for variable, word in _WORD.findall(_code_part(line)):
+            found.add(("$" + variable).lower() if variable else word.lower())
+    return found
+
+
+class Helpers:
+    """The shared helpers (_functions.ps1.j2 rendered), split into blocks, each with what it refers to."""
+
+    def __init__(self, text: str):
+        self.blocks = split_blocks(text)
+        self.uses = {block_key(b): _references(b.text) for b in self.blocks if b.name}
+
+    def needed(self, text: str, own: list[Block] = ()) -> set[str]:
+        """The keys (`block_key`) of the blocks, shared or the script's `own`, that `text` calls or
+        reads, directly or through another block."""
+        uses = dict(self.uses)
+        uses.update((block_key(b), _references(b.text)) for b in own if b.name)
+        todo = list(_references(text) & uses.keys())
+        needed: set[str] = set()
+        while todo:
+            key = todo.pop()
+            if key not in needed:
+                needed.add(key)
+                todo.extend(uses[key] & uses.keys())
+        return needed
+
+
+def block_key(block: Block) -> str:
+    """How code refers to a block: a function by its name, a variable as `$name` (lower case both)."""
+    return ("$" + block.name if block.kind == "variable" else block.name).lower()
 
 
 def _plain(value):
@@ -238,6 +449,11 @@ def _plain(value):
     if isinstance(value, (tuple, list)):
         return tuple(_plain(v) for v in value)
     return value
+
+
+# The shape of plan.json, read back by `sfbgen diff` (sfbgen/difference.py validates it): raised when
+# the shape changes. A plan.json without it was written before the field existed, in the same shape.
+PLAN_FORMAT_VERSION = 1
 
 
 def plan_document(plan: DeploymentPlan, meta: Meta, work: dict[str, str] | None = None) -> dict:
@@ -259,6 +475,7 @@ def plan_document(plan: DeploymentPlan, meta: Meta, work: dict[str, str] | None 
             }
         )
     return {
+        "format_version": PLAN_FORMAT_VERSION,
         "topology": plan.topology.name.value,
         "product": plan.topology.product_version,
         "source": meta.source,

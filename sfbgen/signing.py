@@ -16,7 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .authenticode import SigningKey
+from cryptography.exceptions import InvalidSignature
+
+from .authenticode import SigningKey, key_problem
 from .diagnostics import UsageError
 
 PASSWORD_VARIABLE = "SFBGEN_PFX_PASSWORD"
@@ -40,7 +42,7 @@ def load_pfx(path: Path, ask=None, timestamp_url: str | None = None) -> SigningK
         raise UsageError(f"cannot open {path}: wrong password ({PASSWORD_VARIABLE}) or not a PKCS#12 file") from exc
     if key is None or cert is None:
         raise UsageError(f"{path} holds no private key and certificate")
-    return _checked(SigningKey(cert, key, list(extra or []), timestamp_url))
+    return _checked(SigningKey(cert, key, chain_of(cert, list(extra or [])), timestamp_url))
 
 
 def load_pem(cert_path: Path, key_path: Path, ask=None, timestamp_url: str | None = None) -> SigningKey:
@@ -58,7 +60,30 @@ def load_pem(cert_path: Path, key_path: Path, ask=None, timestamp_url: str | Non
             raise UsageError(f"cannot decrypt {key_path}: wrong password ({PASSWORD_VARIABLE})") from exc
     except ValueError as exc:
         raise UsageError(f"{key_path} is not a PEM private key") from exc
-    return _checked(SigningKey(certs[0], key, certs[1:], timestamp_url))
+    return _checked(SigningKey(certs[0], key, chain_of(certs[0], certs[1:]), timestamp_url))
+
+
+def chain_of(cert: x509.Certificate, others: list[x509.Certificate]) -> list[x509.Certificate]:
+    """The issuers of `cert` among `others`, in order up to a self-signed root: the certificates a
+    signature carries. Anything else a PKCS#12 or PEM file holds is left out, since `sfbgen verify`
+    refuses a signature that carries certificates beyond its signer's chain."""
+    chain: list[x509.Certificate] = []
+    current = cert
+    while current.issuer != current.subject and len(chain) < 8:
+        issuer = next((c for c in others if c not in chain and c.subject == current.issuer and _issued(current, c)), None)
+        if issuer is None:
+            break
+        chain.append(issuer)
+        current = issuer
+    return chain
+
+
+def _issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
 
 
 def _checked(key: SigningKey) -> SigningKey:
@@ -69,6 +94,9 @@ def _checked(key: SigningKey) -> SigningKey:
             raise UsageError(f"{key.subject} is not a code-signing certificate (no codeSigning extended key usage)")
     except x509.ExtensionNotFound:
         pass
+    weak = key_problem(cert, f"the signing certificate {key.subject}")
+    if weak:
+        raise UsageError(weak)
     public = key.private_key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     if public != cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
         raise UsageError("the private key does not belong to the signing certificate")

@@ -24,9 +24,26 @@ from dataclasses import dataclass, field
 
 from .diagnostics import Diagnostic, Span, diagnostic
 
-# A published topology of 5,000 servers is about 40 MB (bench/generate_xml.py); refuse what is far larger.
-MAX_XML_BYTES = 128 * 1024 * 1024
-_LINE = "\0line"  # where the tree builder keeps each element's line, among its attributes
+# A published topology of 5,000 servers is about 8 MB in 70,000 elements (bench/generate_xml.py), no
+# element deeper than 10, no attribute value longer than 78 characters (the real documents of
+# ../shared/topologies/). The limits below are far above that and keep what an import holds in memory
+# in proportion to the document (bench/import_bounds.py measures it): a document that passes one is
+# refused, with SFB402 (the size) or SFB406 (the others), as soon as the parser reaches it.
+MAX_XML_BYTES = 64 * 1024 * 1024
+MAX_ELEMENTS = 400_000  # about 28,000 servers
+MAX_DEPTH = 64
+MAX_ATTRIBUTES = 64  # on one element
+MAX_VALUE_CHARS = 4096  # an attribute value, or the text of one element
+MAX_NAME_CHARS = 256  # an element's or an attribute's name
+# Past the first FREE_ELEMENTS, at least this many bytes of document per element read so far (real
+# documents: 110 on average, none under 50 over a thousand elements): an element costs a few hundred
+# bytes in memory, so this keeps memory in proportion to what was read.
+MIN_BYTES_PER_ELEMENT = 24
+FREE_ELEMENTS = 1000
+FEED_CHARS = 1024 * 1024  # the text is decoded and parsed a piece at a time
+# Expat reads a whole tag (all its attributes) or comment before it calls back: no part of the document
+# that long goes by without an element, or a piece of text, being read (a real tag is under 2 KB).
+MAX_TOKEN_BYTES = 1024 * 1024
 
 
 class XmlProblem(Exception):
@@ -37,7 +54,7 @@ class XmlProblem(Exception):
         self.diagnostic = found
 
 
-@dataclass
+@dataclass(slots=True)
 class Element:
     """An XML element with its namespace dropped (both formats put every element in a namespace of
     their own, and no two elements of a topology share a local name with different meanings)."""
@@ -72,57 +89,113 @@ def _local(name: str) -> str:
     return name.rpartition("}")[2]
 
 
-class _Builder:
-    """A tree-builder target for the XML parser that records local names and line numbers."""
+class _Limit(Exception):
+    """A document passed one of the import limits (raised from inside the parser's callbacks)."""
 
-    def __init__(self):
-        self.parser = None  # set once the parser exists: it knows the current line
+    def __init__(self, problem: str):
+        super().__init__(problem)
+        self.problem = problem
+
+
+class _Builder:
+    """Expat callbacks that build the `Element` tree, with local names and line numbers, counting as
+    they go: elements, depth, attributes and the size of every value are checked against the limits
+    before anything is kept."""
+
+    def __init__(self, expat):
+        self.expat = expat  # the pyexpat parser: it knows the current line and how far it has read
         self.stack: list[Element] = []
         self.root: Element | None = None
+        self.count = 0
+        self.seen = 0  # where the last element or text began (a byte offset in the UTF-8 fed to expat)
+        self._names: dict[str, str] = {}  # each distinct name kept once
 
-    def start(self, tag, attrs):
-        element = Element(_local(tag), {_local(k): v for k, v in attrs.items()}, self.parser.parser.CurrentLineNumber)
+    def _name(self, name: str) -> str:
+        local = self._names.get(name)
+        if local is None:
+            if len(name) > MAX_NAME_CHARS:
+                raise _Limit(f"a name of {len(name):,} characters; sfbgen imports names of up to {MAX_NAME_CHARS}")
+            local = self._names[name] = _local(name)
+        return local
+
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        self.seen = self.expat.CurrentByteIndex
+        self.count += 1
+        if self.count > MAX_ELEMENTS:
+            raise _Limit(f"more than {MAX_ELEMENTS:,} elements; sfbgen imports documents of up to {MAX_ELEMENTS:,}")
+        if self.count > FREE_ELEMENTS and self.count * MIN_BYTES_PER_ELEMENT > self.expat.CurrentByteIndex:
+            raise _Limit(f"{self.count:,} elements in its first {self.expat.CurrentByteIndex:,} bytes; a topology document "
+                         f"takes {MIN_BYTES_PER_ELEMENT} bytes or more an element")
+        if len(self.stack) >= MAX_DEPTH:
+            raise _Limit(f"elements nested more than {MAX_DEPTH} deep (topology documents nest about 10)")
+        if len(attrs) > MAX_ATTRIBUTES:
+            raise _Limit(f"an element with {len(attrs):,} attributes; sfbgen imports up to {MAX_ATTRIBUTES} on one element")
+        kept = {}
+        for key, value in attrs.items():
+            if len(value) > MAX_VALUE_CHARS:
+                raise _Limit(f"an attribute value of {len(value):,} characters; sfbgen imports values of up to {MAX_VALUE_CHARS:,}")
+            kept[self._name(key)] = value
+        element = Element(self._name(tag), kept, self.expat.CurrentLineNumber)
         if self.stack:
             self.stack[-1].children.append(element)
         else:
             self.root = element
         self.stack.append(element)
 
-    def end(self, tag):
+    def end(self, tag: str) -> None:
+        self.seen = self.expat.CurrentByteIndex
         self.stack.pop()
 
-    def data(self, text):
-        if self.stack:
-            self.stack[-1].text += text
-
-    def close(self):
-        return self.root
+    def data(self, text: str) -> None:
+        self.seen = self.expat.CurrentByteIndex
+        if self.stack and not text.isspace():  # the layout between elements is not kept
+            element = self.stack[-1]
+            if len(element.text) + len(text) > MAX_VALUE_CHARS:
+                raise _Limit(f"an element with more than {MAX_VALUE_CHARS:,} characters of text")
+            element.text += text
 
 
 _DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
 
 
-def _decode(raw: bytes, name: str) -> str:
-    """The document's text. UTF-8 (with or without a BOM) or UTF-16 with a BOM: what
-    `Get-CsTopology -AsXml > file` writes in Windows PowerShell 5.1 is UTF-16LE with a BOM."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        encoding = "utf-16"
-    else:
-        encoding = "utf-8-sig"
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        before = raw[: exc.start]
-        line = before.count(b"\n") + 1
-        raise XmlProblem(diagnostic("SFB402", Span.point(line, 1), f"the document is not valid {encoding.upper().replace('-SIG', '')} (byte {exc.start})", "save it as UTF-8, or export it again with Get-CsTopology -AsXml", name))
-    # The declaration may name another encoding than the one the bytes are in (a UTF-8 declaration in
-    # a file PowerShell re-encoded as UTF-16); the text is decoded by now, so drop it, keeping lines.
-    return _DECLARATION.sub(lambda match: "\n" * match.group().count("\n"), text, count=1)
+def _encoding(raw: bytes) -> str:
+    """UTF-8 (with or without a BOM) or UTF-16 with a BOM: what `Get-CsTopology -AsXml > file` writes
+    in Windows PowerShell 5.1 is UTF-16LE with a BOM."""
+    return "utf-16" if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+
+
+def _pieces(raw: bytes, name: str):
+    """The document's text, decoded a piece at a time (so that it is never held twice), the XML
+    declaration dropped: it may name another encoding than the one the bytes are in (a UTF-8
+    declaration in a file PowerShell re-encoded as UTF-16), and the text is decoded by now. Lines are kept."""
+    import codecs
+
+    encoding = _encoding(raw)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    step = max(FEED_CHARS, 64 * 1024)
+    first = True
+    for offset in range(0, len(raw), step):
+        try:
+            text = decoder.decode(raw[offset:offset + step], final=offset + step >= len(raw))
+        except UnicodeDecodeError as exc:
+            at = offset + exc.start
+            line = raw[:at].count(b"\n") + 1
+            raise XmlProblem(diagnostic("SFB402", Span.point(line, 1), f"the document is not valid {encoding.upper().replace('-SIG', '')} (byte {at})", "save it as UTF-8, or export it again with Get-CsTopology -AsXml", name))
+        if first:
+            text = _DECLARATION.sub(lambda match: "\n" * match.group().count("\n"), text, count=1)
+            first = False
+        yield text
 
 
 def parse_xml(raw: bytes, name: str) -> Element:
-    """Parse `raw` safely into an `Element` tree, or raise XmlProblem."""
+    """Parse `raw` safely into an `Element` tree, or raise XmlProblem.
+
+    Safely: defusedxml's parser (no DTD, no entity, no external reference), fed the text a piece at a
+    time, with every element counted against the limits above as it is read, so that a hostile
+    document is refused when it passes one — never after it has been held whole in memory."""
     from xml.etree.ElementTree import ParseError
+
+    from pyexpat import ExpatError
 
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import DefusedXMLParser
@@ -131,21 +204,41 @@ def parse_xml(raw: bytes, name: str) -> Element:
         raise XmlProblem(diagnostic("SFB402", Span.point(1, 1), f"the document is {len(raw) // (1024 * 1024)} MB; sfbgen imports documents up to {MAX_XML_BYTES // (1024 * 1024)} MB", "check that this is a topology document", name))
     if not raw.strip():
         raise XmlProblem(diagnostic("SFB401", Span.point(1, 1), "the document is empty", "export the topology with Get-CsTopology -AsXml, or save it from Topology Builder", name))
-    text = _decode(raw, name)
-    builder = _Builder()
-    parser = DefusedXMLParser(target=builder, forbid_dtd=True)
-    builder.parser = parser
+    parser = DefusedXMLParser(target=None, forbid_dtd=True)
+    expat = parser.parser
+    builder = _Builder(expat)
+    # defusedxml's handlers refuse DTDs, entities and external references; the element handlers are
+    # ours, set on the expat parser itself (the tree builder of ElementTree would keep no line numbers).
+    expat.StartElementHandler = builder.start
+    expat.EndElementHandler = builder.end
+    expat.CharacterDataHandler = builder.data
+    expat.buffer_text = True
+    expat.ordered_attributes = False
+
+    def refuse(problem: str, fix: str, code: str = "SFB406") -> XmlProblem:
+        return XmlProblem(diagnostic(code, Span.point(expat.CurrentLineNumber, expat.CurrentColumnNumber + 1), problem, fix, name))
+
     try:
-        parser.feed(text)
-        root = parser.close()
+        fed = 0
+        for text in _pieces(raw, name):
+            data = text.encode("utf-8")  # expat reads UTF-8 (the declaration that may say otherwise is gone)
+            expat.Parse(data, False)
+            fed += len(data)
+            if fed - builder.seen > MAX_TOKEN_BYTES:
+                raise _Limit(f"a tag, comment or text of more than {MAX_TOKEN_BYTES // (1024 * 1024)} MB "
+                             f"(from byte {builder.seen:,} of its UTF-8 text)")
+        expat.Parse(b"", True)
+    except _Limit as limit:
+        raise refuse(f"the document holds {limit.problem}", "check that this is a topology document exported with Get-CsTopology -AsXml or saved by Topology Builder") from None
     except DefusedXmlException as exc:
-        line = parser.parser.CurrentLineNumber
-        raise XmlProblem(diagnostic("SFB402", Span.point(line, parser.parser.CurrentColumnNumber + 1), f"the document declares a DTD, an entity or an external reference ({type(exc).__name__})", "topology documents have none: export it again from the topology", name))
-    except ParseError as exc:
-        line, column = exc.position
+        raise refuse(f"the document declares a DTD, an entity or an external reference ({type(exc).__name__})", "topology documents have none: export it again from the topology", "SFB402") from None
+    except (ParseError, ExpatError) as exc:
+        line, column = exc.position if isinstance(exc, ParseError) else (exc.lineno, exc.offset)
         reason = str(exc).split(":")[0]
-        raise XmlProblem(diagnostic("SFB402", Span.point(line, column + 1), f"the XML breaks off here: {reason}", "export it again with Get-CsTopology -AsXml, or save it again from Topology Builder", name))
-    return root
+        raise XmlProblem(diagnostic("SFB402", Span.point(line, column + 1), f"the XML breaks off here: {reason}", "export it again with Get-CsTopology -AsXml, or save it again from Topology Builder", name)) from None
+    if builder.root is None:
+        raise XmlProblem(diagnostic("SFB402", Span.point(1, 1), "the XML breaks off here: no element found", "export it again with Get-CsTopology -AsXml, or save it again from Topology Builder", name))
+    return builder.root
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ setting that the block's kind does not allow (a `front_end` in an Edge pool).
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from lark import Token, Transformer, Tree, v_args
@@ -42,6 +43,12 @@ def _text(token: Token) -> m.Name:
 def _number(token: Token) -> m.Number:
     return m.Number.make(value=int(token), span=_span(token))
 
+
+# The end of Microsoft's extended support, per product (Microsoft Lifecycle: learn.microsoft.com/
+# lifecycle/products/skype-for-business-server-2015 and -2019; data in MicrosoftDocs/lifecycle-data,
+# lifecycle-data/products/skype-for-business-server-2015.yml and -2019.yml, supportDates.extendedEnd
+# 10/14/2025). Subscription Edition follows the Modern Lifecycle Policy: no end date.
+END_OF_SUPPORT = {"2015": "2025-10-14", "2019": "2025-10-14"}
 
 # Which pool statements each kind of pool allows, and which ones repeat.
 _POOL_ITEMS = {
@@ -120,6 +127,7 @@ class TopologyBuilder(Transformer):
     def topology(self, meta, children):
         name, *items = children
         fields = self._collect(items, "topology")
+        self._support(fields.get("product"), fields.get("end_of_support"))
         return m.Topology.make(
             span=_meta_span(meta),
             name=_text(name),
@@ -140,6 +148,14 @@ class TopologyBuilder(Transformer):
 
     def product(self, meta, children):
         return Item("product", _name(children[0]), _meta_span(meta))
+
+    def end_of_support(self, meta, children):
+        return Item("end_of_support", _name(children[0]), _meta_span(meta))
+
+    def _support(self, product: m.Name | None, acknowledged: m.Name | None) -> None:
+        """The acknowledgement's value; SFB258 itself is `support_diagnostics`' (the check command's)."""
+        if acknowledged is not None and acknowledged.value != "acknowledged":
+            self._report("SFB108", acknowledged.span, f"'{acknowledged.value}' is not an end_of_support setting", "write end_of_support acknowledged")
 
     def media(self, meta, children):
         return Item("media", _text(children[0]), _meta_span(meta))
@@ -314,6 +330,34 @@ class TopologyBuilder(Transformer):
 
     def mediation(self, meta, children):
         return Item("mediation", _name(children[0]), _meta_span(meta))
+
+
+_TOKEN = re.compile(r'"[^"\n]*"|#[^\n]*|[{}]|[^\s{}"#]+')  # as sfbgen/formatter.py reads statements
+
+
+def support_diagnostics(topology: m.Topology, text: str, file: str) -> list[Diagnostic]:
+    """SFB258, which `sfbgen check` reports: the product left Microsoft's extended support
+    (END_OF_SUPPORT), and the topology has no `end_of_support acknowledged` line.
+
+    A warning of the check command only (issue 21 left the choice open): check is where a topology
+    is reviewed, and where an administrator expects to hear it; compile, certs and the library keep
+    their output as it was, so a pipeline that compiles a 2019 topology does not change. The
+    acknowledgement is a line of the topology, so the decision is reviewed with it."""
+    product = topology.product
+    ended = END_OF_SUPPORT.get(product.value) if product is not None else None
+    if ended is None:
+        return []
+    words = [match.group() for match in _TOKEN.finditer(text)]
+    if any(a == "end_of_support" and b == "acknowledged" for a, b in zip(words, words[1:])):
+        return []
+    return [diagnostic(
+        "SFB258", product.span,
+        f"Skype for Business Server {product.value} left Microsoft's extended support on {ended}: it gets no more security updates "
+        f"(Microsoft Lifecycle, skype-for-business-server-{product.value})",
+        "plan the move to Skype for Business Server Subscription Edition (product subscription), its supported successor; "
+        "to deploy this product knowingly (a lab, a migration), add the line: end_of_support acknowledged",
+        file,
+    )]
 
 
 def build_model(tree: Tree, file: str) -> tuple[m.Topology, list[Diagnostic]]:

@@ -90,7 +90,7 @@ def signed_bundle(tmp_path, signing_key):
 
 
 def test_signed_bundle_verifies(signed_bundle, signing_key):
-    reports = verify_bundle(signed_bundle, Trust([signing_key.certificate]))
+    reports = verify_bundle(signed_bundle, Trust([signing_key.certificate], signer=signing_key.thumbprint))
     assert all(r.ok for r in reports), [r for r in reports if not r.ok]
     scripts = [p for p in signed_bundle.rglob("*.ps1")]
     for script in scripts[:5]:
@@ -111,7 +111,7 @@ def test_damaged_bundle_fails_verification(signed_bundle, signing_key, damage):
         (signed_bundle / "fe02.contoso.com" / "evil.ps1").write_text("Remove-Item C:\\ -Recurse")
     else:
         (signed_bundle / "MANIFEST.psd1").write_text("@{}")
-    reports = verify_bundle(signed_bundle, Trust([signing_key.certificate]))
+    reports = verify_bundle(signed_bundle, Trust([signing_key.certificate], signer=signing_key.thumbprint))
     assert any(not r.ok for r in reports)
 
 
@@ -124,7 +124,7 @@ def test_signed_by_someone_else_fails(signed_bundle, signing_key):
     original = target.read_bytes()
     unsigned = original[: original.index(b"# SIG # Begin")]
     target.write_bytes(SigningKey(cert, key).sign(unsigned))
-    reports = verify_bundle(signed_bundle, Trust([signing_key.certificate, cert]))
+    reports = verify_bundle(signed_bundle, Trust([signing_key.certificate, cert], signer=signing_key.thumbprint))
     assert any("se01.contoso.com/4-Start-Services.ps1" == r.path and not r.ok for r in reports)
 
 
@@ -139,8 +139,14 @@ def test_cli_signs_with_pfx_and_verifies(tmp_path):
     assert "NOT SIGNED" not in run.stderr
     runbook = (out / "RUNBOOK.md").read_text()
     assert "stop validating when the signing certificate expires" in runbook
-    ok = subprocess.run(cli + ["verify", str(out), "--trust", str(pfx.with_suffix(".cer"))], capture_output=True, text=True)
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    thumbprint = x509.load_der_x509_certificate(pfx.with_suffix(".cer").read_bytes()).fingerprint(hashes.SHA1()).hex().upper()
+    ok = subprocess.run(cli + ["verify", str(out), "--trust", str(pfx.with_suffix(".cer")), "--signer", thumbprint], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout
+    unpinned = subprocess.run(cli + ["verify", str(out), "--trust", str(pfx.with_suffix(".cer"))], capture_output=True, text=True)
+    assert unpinned.returncode == 1 and f"--signer {thumbprint}" in unpinned.stdout  # refused, naming what to pin
     untrusted = subprocess.run(cli + ["verify", str(out)], capture_output=True, text=True)
     assert untrusted.returncode == 2 and "--trust" in untrusted.stderr
     wrong = subprocess.run(cli + ["compile", str(CONTOSO), "--out", str(out), "--sign-pfx", str(pfx)],
@@ -153,7 +159,7 @@ def test_cli_signs_with_pem(tmp_path, signing_key):
     run = subprocess.run([sys.executable, "-m", "sfbgen", "compile", str(SAMPLES / "standard-edition.sfb"), "--out", str(out),
                           "--sign-cert", str(signing_key.pem), "--sign-key", str(signing_key.key_pem)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert all(r.ok for r in verify_bundle(out, Trust([signing_key.certificate])))
+    assert all(r.ok for r in verify_bundle(out, Trust([signing_key.certificate], signer=signing_key.thumbprint)))
 
 
 def test_a_file_sfbgen_did_not_write_stops_the_replacement(tmp_path):

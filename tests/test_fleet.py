@@ -174,8 +174,9 @@ def test_no_prompt_is_reachable_when_the_password_is_given(bundles):
 # ---------------------------------------------------------------------------------------------------
 # Invoke-Runbook.ps1: the same walk over PowerShell Remoting
 
-_ENTRY = re.compile(r"^    @\{ Id = '([^']*)'; Server = '([^']*)'; Script = '([^']*)'; After = @\(([^)]*)\); "
-                    r"Copies = @\(([^)]*)\); Wave = (\d+); Action = '((?:[^']|'')*)' \}\r?$", re.M)
+_ENTRY = re.compile(r"^    @\{ Id = '([^']*)'; Server = '([^']*)'; Kind = '[a-z-]+'; Script = '([^']*)'; Secrets = \$(?:true|false); "
+                    r"After = @\(([^)]*)\); Copies = @\(([^)]*)\); Wave = (\d+); Action = '((?:[^']|'')*)' \}\r?$", re.M)
+# (tests/test_remoting.py reads the same table as data: each step's kind and secrets, and the walker.)
 
 
 def _quoted_list(text: str) -> list[str]:
@@ -206,17 +207,19 @@ def test_invoke_runbook_handles_restarts_ca_waits_failures_and_secrets(bundles):
     assert "Read-Host" not in text and "Get-Credential" not in text  # every secret is a parameter
     assert "[SecureString]$PfxPassword" in text and "[PSCredential]$EdgeCredential" in text and "[PSCredential]$CaCredential" in text
     assert "$arguments += '-SecretsFromInput'" in text
-    # A restart on 3010, waiting for the server, then the same step again.
-    restart = text[text.index("if ($code -eq 3010)"):text.index("Get-Logs $entry.Server")]
-    assert "Restart-Computer -ComputerName $entry.Server -Force -Wait -For PowerShell -Timeout $RestartTimeoutSeconds" in restart
-    assert "Restart-Computer -Force" in restart and "Wait-ServerBack" in restart and "$RunScript" in restart  # Edge: HTTPS
+    # A restart on 3010, waiting for the server, then the same step again (tests/test_remoting.py: WSMan, bounded).
+    restart = text[text.index("while ($code -eq 3010"):text.index("Get-Logs $entry.Server $Sessions")]
+    assert "Restart-Server $entry.Server" in restart and "$RunScript" in restart
+    server = text[text.index("function Restart-Server"):text.index("function Get-Logs")]
+    assert "-Protocol 'WSMan'" in server and "-Wait -For PowerShell -Timeout $RestartTimeoutSeconds" in server
+    assert "Restart-Computer -Force" in server  # Edge: from inside, then polled over HTTPS
     # A CA wait and a failure are recorded, and a step runs only when what it waits for is done.
     assert "} elseif ($code -eq 3) {" in text and "$Outcome[$entry.Id] = 'waiting'" in text
-    assert "$Outcome[$entry.Id] = 'blocked'; continue" in text
-    # Edge Servers over HTTPS with the credential given; domain members with Kerberos.
+    assert "$Outcome[$entry.Id] = 'blocked' }" in text
+    # Edge Servers over HTTPS with the credential given; domain members with -Authentication (CredSSP by default).
     assert "@{ ComputerName = $Fqdn; UseSSL = $true; Port = 5986; Credential = $EdgeCredential }" in text
-    assert "'edge01.contoso.com' = @{ Edge = $true }" in text and "'fe01.contoso.com' = @{ Edge = $false }" in text
+    assert "'edge01.contoso.com' = @{ Edge = $true;" in text and "'fe01.contoso.com' = @{ Edge = $false;" in text
     # Nothing runs before the bundle's signature and each server's Test-Bundle.ps1 are checked.
-    assert text.index("Get-AuthenticodeSignature") < text.index("Copy-BundleFolder $fqdn")
-    copy = text[text.index("function Copy-BundleFolder"):text.index("$RunScript = {")]
+    assert text.index("Get-AuthenticodeSignature") < text.index("Initialize-ServerFolder $fqdn")
+    copy = text[text.index("function Initialize-ServerFolder"):text.index("function Get-StepArguments")]
     assert "(Join-Path $folder 'Test-Bundle.ps1')" in copy and "if ($code -ne 0) { throw" in copy

@@ -31,7 +31,7 @@ REAL = {
         names={"frontendpool.contoso.com": {"frontendpool.contoso.com", "meet.contoso.com", "dialin.contoso.com"},
                "ExternalEdge.contoso.com": {"ExternalEdge.contoso.com", "sip.contoso.com"}},
         not_deployed={"xOffice1.contoso.com", "xSQL1.contoso.com", "xFile1.contoso.com", "xFile2.contoso.com"},
-        warnings={"SFB404"},
+        warnings={"SFB404", "SFB428"},  # product (SFB404), then one code per assumption (issue 21)
     ),
     "alvinchen1_ExchangeSkypeMDTAutomate_OTC.tbxml": dict(
         format="Topology Builder document",
@@ -39,7 +39,7 @@ REAL = {
         servers={"OCT-EXH-002.otc.lab": ("OCT-EXH-002.otc.lab", ["StandardEdition", "Mediation"])},
         names={"OCT-EXH-002.otc.lab": {"OCT-EXH-002.otc.lab", "meet.otc.lab", "dialin.otc.lab"}},
         not_deployed=set(),
-        warnings={"SFB404"},
+        warnings={"SFB404", "SFB427"},  # product (SFB404), then one code per assumption (issue 21)
     ),
     "rlevchenko_powershell-skype_DefaultTopology.xml": dict(
         format="published topology",
@@ -47,7 +47,7 @@ REAL = {
         servers={"SKYPE-FE-01.tenant.rlevchenko.com": ("poolfe.tenant.rlevchenko.com", ["FrontEnd"])},
         names={"poolfe.tenant.rlevchenko.com": {"poolfe.tenant.rlevchenko.com", "SKYPE-FE-01.tenant.rlevchenko.com"}},
         not_deployed={"srv-sql-01.tenant.rlevchenko.com", "tenant.rlevchenko.com", "srv-owa-01.tenant.rlevchenko.com"},
-        warnings={"SFB404"},
+        warnings={"SFB404", "SFB422"},  # product (SFB404), then one code per assumption (issue 21)
     ),
     "ibenbouzid_SkypeforBusiness_lab_V3_DefaultTopology_Skype.xml": dict(
         format="published topology",
@@ -56,7 +56,7 @@ REAL = {
                  "Edge.contoso.com": ("Edge.contoso.com", ["Edge"])},
         names={"skypefe.contoso.com": {"skypefe.contoso.com", "meet.contoso.com"}, "sip.contoso.com": {"sip.contoso.com"}},
         not_deployed={"sbc1.contoso.com"},
-        warnings={"SFB404"},
+        warnings={"SFB404", "SFB422", "SFB428"},  # product (SFB404), then one code per assumption (issue 21)
     ),
     "ibenbouzid_SkypeforBusiness_lab_V2_DefaultTopology_Skype.xml": dict(
         format="published topology",
@@ -65,7 +65,7 @@ REAL = {
                  "Edge.contoso.com": ("Edge.contoso.com", ["Edge"])},
         names={"skypefe.contoso.com": {"skypefe.contoso.com"}, "sip.contoso.com": {"sip.contoso.com"}},
         not_deployed=set(),
-        warnings={"SFB404"},
+        warnings={"SFB404", "SFB422", "SFB428"},  # product (SFB404), then one code per assumption (issue 21)
     ),
 }
 
@@ -131,11 +131,15 @@ def test_import_is_deterministic():
     assert import_bytes(_document(name), name, OPTIONS).text == import_bytes(_document(name), name, OPTIONS).text
 
 
-def test_product_option_wins_and_is_not_warned_about():
+def test_product_option_wins_and_a_disagreement_is_warned_about():
+    # issue 21: a --product that disagrees with the document's ServiceVersion is named (SFB424);
+    # one that agrees is not warned about at all.
     name = "alvinchen1_ExchangeSkypeMDTAutomate_OTC.tbxml"
     result = import_bytes(_document(name), name, ImportOptions(media="D:\\", ca="ca.otc.lab\\CA", product="2015"))
     assert "product 2015" in result.text
-    assert not any("ServiceVersion" in d.message for d in result.diagnostics)
+    assert [d.code for d in result.diagnostics if "ServiceVersion" in d.message] == ["SFB424"]
+    agreeing = import_bytes(_document(name), name, ImportOptions(media="D:\\", ca="ca.otc.lab\\CA", product="2019"))
+    assert not any("ServiceVersion" in d.message for d in agreeing.diagnostics)
 
 
 def test_missing_media_and_ca_are_warned_and_the_check_says_what_to_add():

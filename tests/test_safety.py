@@ -141,6 +141,7 @@ def test_wrong_server_or_altered_bundle_stops_first(name, source):
     # Inside Invoke-Main, the remaining guards come before the first change.
     text = source.decode("utf-8-sig")
     body = text[text.index("function Invoke-Main"):]
+    body = body[:body.index("\n}") + 2]  # Invoke-Main alone: the helpers follow it
     guard_end = max(body.rfind(g, 0, 2000) for g in ("Assert-Administrator", "Assert-ServerAdmin", "Assert-StepDone"))
     main_changes = [n for _, n in _changes(source) if _enclosing_function(n, source) == "Invoke-Main"]
     for node in main_changes:
