@@ -1058,7 +1058,7 @@ BOUNDED_AND_INJECTION = {
     "compile of a bundle past --max-output-mb": compile_past_the_output_cap,
     **{f"diff of a hostile plan.json ({how})": (lambda kit, how=how: _hostile_plan(kit, how))
        for how in ("wrong types", "huge", "deep nesting", "missing keys", "markup in roles")},
-    "diff Markdown from an old plan.json (<img>, a link, a table break)": diff_markdown_from_an_old_plan,
+    "diff Markdown from an old plan.json (an img beacon, a link, a table break)": diff_markdown_from_an_old_plan,
     "import summary forged by control characters of the document": import_summary_forged_by_the_document,
     **{f"a file name that is not UTF-8, strict UTF-8 output ({command})": (lambda kit, command=command: _strict_utf8_with_a_name_not_utf8(kit, command))
        for command in ("check", "compile", "diff")},

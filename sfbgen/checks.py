@@ -247,10 +247,40 @@ def check_settings(topology: m.Topology, report: Reporter) -> None:
                     f"the Edge pool {pool.fqdn.value} reads its {label} from the share {_display(path)}",
                     "Edge Servers sit in the perimeter network and are not domain members: copy it to a local folder of each Edge Server and name that folder in the pool (media / windows_source)",
                 )
+    _check_core_update(topology, report)
     stores = [p for p in topology.pools() if isinstance(p, m.StandardEditionServer) and p.central_management_store is not None]
     for extra in stores[1:]:
         first = stores[0].central_management_store
         report("SFB254", extra.central_management_store, f"a second Central Management Store (the first is at {first.line}:{first.column})", "keep one: a deployment has one Central Management Store")
+
+
+def _check_core_update(topology: m.Topology, report: Reporter) -> None:
+    # SFB256: server-requirements.md (Operating systems): Skype for Business Server 2015 on Windows Server
+    # 2016 needs Cumulative Update 5 or later, on 2019 Cumulative Update 9 or later, on the core components
+    # before setup (sfbgen/data/platform.json, 'core_update_before_bootstrapper'). Without a
+    # cumulative_update, step 1 stops on such a server; a warning, since the servers may all run 2012 R2.
+    from .platform import fact, product
+
+    if topology.product is None or topology.cumulative_update is not None:
+        return
+    version = topology.product.value
+    if version not in fact("core_update_before_bootstrapper")["products"]:
+        return
+    stated = [v.value for v in topology.windows_server]
+    windows = stated or (product(version)["windows_server"] or [])
+    newer = [v for v in windows if v in ("2016", "2019")]
+    if not newer:
+        return
+    where = "the topology's windows_server names " + " and ".join(f"Windows Server {v}" for v in newer) if stated else \
+        "the topology does not say which Windows Server its servers run (windows_server), so they may run Windows Server 2016 or 2019"
+    report(
+        "SFB256",
+        topology.product.span,
+        f"{where}; {product(version)['title']} needs its core components updated there (Cumulative Update 5 on 2016, 9 on 2019) before setup, "
+        "and no cumulative_update is named, so step 1 stops on such a server",
+        'add cumulative_update "<folder>\\SkypeServerUpdateInstaller.exe" arguments "/silentmode" (a path every server reads), '
+        "or windows_server 2012 2012R2 when no server runs a later Windows Server",
+    )
 
 
 def check_sites(topology: m.Topology, report: Reporter) -> None:

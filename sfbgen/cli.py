@@ -202,6 +202,59 @@ def compile_(
         )
 
 
+@app.command("patch")
+def patch(
+    file: Path = typer.Argument(..., help="The topology file (.sfb) of the deployment to update.", show_default=False),
+    installer: str = typer.Option(..., "--installer", help="The update installer as the servers read it (a local or UNC path), e.g. \\\\files\\CU\\SkypeServerUpdateInstaller.exe."),
+    out: Path = typer.Option(..., "--out", "-o", help="The bundle folder to write (replaced whole, atomically)."),
+    arguments: str = typer.Option("", "--arguments", help="The installer's switches (Microsoft documents none for SkypeServerUpdateInstaller.exe)."),
+    target_version: str = typer.Option("", "--target-version", help="The version the update brings: a server already there is skipped."),
+    edge_installer: str = typer.Option("", "--edge-installer", help="Where Edge Servers (not domain members) read the installer (default: --installer)."),
+    back_end: list[str] = typer.Option([], "--back-end", help="POOL=SQLFQDN: an Enterprise pool's back end SQL Server (the topology does not name it); once per pool."),
+    collocated_stores: list[str] = typer.Option([], "--collocated-stores", help="POOL: its back end also holds Archiving or Monitoring databases (-ExcludeCollocatedStores)."),
+    upgrade_to: str = typer.Option("", "--upgrade-to", help="subscription: the in-place upgrade from Skype for Business Server 2019 with the Subscription Edition installer."),
+    windows_server: str = typer.Option("", "--windows-server", help="With --upgrade-to: the Windows Server versions the new product runs on, e.g. 2019,2022."),
+    version_entry: str = typer.Option("", "--version-entry", help="The installed product (Programs and Features) whose version is compared (default: the product's Core Components)."),
+    pools: str = typer.Option("serial", "--pools", help="serial: one pool after another (a failure stops the walk); independent: a pool waits only for its next hop's pool."),
+    sign_pfx: Optional[Path] = typer.Option(None, "--sign-pfx", help="Sign every script with this PKCS#12 file; its password from SFBGEN_PFX_PASSWORD or a prompt."),
+    sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help="Sign with this PEM certificate (with --sign-key)."),
+    sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="The PEM private key for --sign-cert."),
+    timestamp_url: Optional[str] = typer.Option(None, "--timestamp-url", help="An RFC 3161 timestamp server, so signatures outlive the certificate."),
+    serial: Optional[int] = typer.Option(None, "--serial", help="The compile serial for the manifests (as compile's)."),
+    format: Format = typer.Option(Format.text, "--format", help="How to print diagnostics."),
+) -> None:
+    """Compile one update (or the in-place upgrade to Subscription Edition) into a signed bundle: Microsoft's procedure per role, pools one after another."""
+    from .diagnostics import SfbgenError, UsageError
+    from .patching import PatchSettings, patch_file
+
+    try:
+        pairs = []
+        for item in back_end:
+            pool, sep, sql = item.partition("=")
+            if not sep or not pool or not sql:
+                raise UsageError(f"--back-end {visible(item)}: write POOL=SQLFQDN")
+            pairs.append((pool.strip(), sql.strip()))
+        settings = PatchSettings(
+            installer=installer, arguments=arguments, target_version=target_version, edge_installer=edge_installer,
+            back_ends=tuple(pairs), collocated_stores=tuple(collocated_stores), upgrade_to=upgrade_to.strip().lower(),
+            version_entry=version_entry, pools=pools.strip().lower(), windows_server=tuple(v.strip() for v in windows_server.split(",") if v.strip()))
+        signer = _signer(sign_pfx, sign_cert, sign_key, timestamp_url)
+        keys = tuple(p for p in (sign_pfx, sign_cert, sign_key) if p is not None)
+        result = patch_file(file, out, settings, signer, protected=keys, serial=serial)
+    except SfbgenError as exc:  # DiagnosticsError included
+        _exit_for(exc, format)
+    except OSError as exc:
+        typer.echo(f"sfbgen: error: could not write the bundle: {visible(exc)}. {visible_path(out)} is unchanged.", err=True)
+        raise typer.Exit(74)
+    _emit_text_or_json(result.diagnostics, _source_text(file), format)
+    pools = len(result.plan.windows)
+    signed = "signed" if result.signed else "unsigned"
+    typer.echo(f"wrote {visible_path(out)}: patch of {_count(len(result.plan.servers), 'server')} in {_count(pools, 'pool')}, "
+               f"{len(result.plan.steps)} steps in {len(result.plan.waves())} waves, {signed}, RUNBOOK.md, plan.json, ansible/; serial {result.serial}")
+    if not result.signed:
+        typer.echo("WARNING: the bundle is NOT SIGNED. Servers with the AllSigned policy will refuse its scripts; run sfbgen patch with --sign-pfx.", err=True)
+
+
 @app.command("diff")
 def diff(
     old: Path = typer.Argument(..., help="What is deployed: a topology file, a compiled bundle folder, or its plan.json.", show_default=False),
@@ -210,8 +263,6 @@ def diff(
     exit_code: bool = typer.Option(False, "--exit-code", help="Exit 0 when nothing changes, 2 when something does, 1 on any error (as Terraform's -detailed-exitcode)."),
 ) -> None:
     """Show what a topology change does to the deployment: servers, scripts, certificates, steps to run."""
-    import json
-
     from .diagnostics import SfbgenError
     from .difference import compare, markdown, snapshots
 
@@ -435,7 +486,9 @@ def fmt(
             if format is Format.json:
                 pass
             elif show_diff:
-                sys.stdout.write(outcome.diff)
+                # Exact when piped (for patch); on a terminal, a control character or escape of the
+                # file (in a comment) is shown as its code point, never played.
+                sys.stdout.write(_shown_diff(outcome.diff) if _isatty(sys.stdout) else outcome.diff)
             elif check_only:
                 typer.echo(f"{visible_path(file)}: not formatted")
             elif str(file) != "-":
@@ -536,6 +589,16 @@ def _import_json(file: Path, out: Optional[Path], result) -> None:
     if result.text is None:
         raise typer.Exit(2 if any(d.code == "SFB001" for d in result.diagnostics) else 1)
     raise typer.Exit(1 if has_errors(result.diagnostics) else 0)
+
+
+def _isatty(stream) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _shown_diff(diff: str) -> str:
+    from .display import code_points
+
+    return "".join(code_points(line) + "\n" for line in diff.split("\n")[:-1]) if diff else ""
 
 
 def _count(number: int, noun: str) -> str:

@@ -8,7 +8,6 @@ CLI prints them.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -130,6 +129,7 @@ CATALOG: dict[str, Rule] = {
     "SFB253": Rule(E, "duplicate site name", "Get-CsPool.md, -Site: a site is named by its DisplayName"),
     "SFB254": Rule(E, "second Central Management Store", "the seed, Step 1 note: the Central Management Store is created once, on the first Standard Edition server or with the first Enterprise pool"),
     "SFB255": Rule(W, "Edge pool reads a share", "deploy/deploy-edge-server: Edge Servers are in the perimeter network and not domain members; argiesen/Skype4B Install-CsServer README: media mounted or at a local path on the Edge"),
+    "SFB256": Rule(W, "2015 on Windows Server 2016 or 2019 without a cumulative update", "plan-your-deployment/requirements-for-your-environment/server-requirements.md, 'Operating systems': Windows Server 2016 needs Skype for Business Server 2015 Cumulative Update 5 or later (KB4015888), Windows Server 2019 Cumulative Update 9 or later, installed on the core components before setup (manage/topology/disable-tls-1.0-1.1.md, 'Update Core Components'); sfbgen/data/platform.json, core_update_before_bootstrapper"),
     "SFB258": Rule(W, "product out of Microsoft's support", "Microsoft Lifecycle (learn.microsoft.com/lifecycle/products/skype-for-business-server-2015, -2019; MicrosoftDocs/lifecycle-data, supportDates.extendedEnd 10/14/2025): Skype for Business Server 2015 and 2019 left extended support on 2025-10-14; Subscription Edition follows the Modern Lifecycle Policy"),
     "SFB263": Rule(E, "internal web services override on a Standard Edition server", _TB + "add-front-end-web-services.md: 'You cannot override the internal Web Services pool FQDN for a Standard Edition server'"),
     "SFB264": Rule(E, "internal web services override on a single Director", _TB + "add-director-web-service.md: 'You cannot override the internal Web Services pool FQDN if you are only deploying a single Director'"),

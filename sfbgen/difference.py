@@ -13,7 +13,6 @@ memory, nothing written), a compiled bundle folder, or a plan.json. Comparing tw
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from .display import visible, visible_path
 from .render import PLAN_FORMAT_VERSION
 
 # plan.json is read back as untrusted input (a deployed bundle may have been edited by anyone): at most
-# this much, with at most this many JSON values (a 5,000-server plan is about 20 MB in 600,000), so that
+# this much, with at most this many JSON values (a 5,000-server plan is about 12 MB in 350,000), so that
 # what it costs in memory stays in proportion; then checked against its schema (`_Plan`) before use.
 MAX_PLAN_BYTES = 64 * 1024 * 1024
 MAX_PLAN_VALUES = 4_000_000
@@ -51,6 +50,8 @@ class Snapshot:
 
 def _read_plan(path: Path, name: str) -> Snapshot:
     shown = visible_path(path)
+    if not path.is_file():  # a FIFO or a device would never end, or never stop
+        raise UsageError(f"{shown} is not a plain file: not a plan.json sfbgen writes")
     size = path.stat().st_size
     if size > MAX_PLAN_BYTES:
         raise UsageError(f"{shown} is {size // (1024 * 1024)} MB, larger than a plan sfbgen writes ({MAX_PLAN_BYTES // (1024 * 1024)} MB at most)")
@@ -456,7 +457,7 @@ def _roles(server: dict) -> str:
 
 def markdown(difference: Difference) -> str:
     """The difference as a pull-request comment."""
-    lines = [f"### sfbgen: what this change does to the deployment", "", f"From {_code(visible_path(difference.old))} to {_code(visible_path(difference.new))}.", ""]
+    lines = ["### sfbgen: what this change does to the deployment", "", f"From {_code(visible_path(difference.old))} to {_code(visible_path(difference.new))}.", ""]
     if difference.empty:
         return "\n".join(lines + ["No server, script or certificate changes: nothing to run again.", ""])
     if difference.added or difference.removed:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 
 # C0 and C1 controls (CR, LF, ESC, NEL, CSI...), DEL, and the Unicode format characters that change how
 # text around them is shown: bidirectional embeddings, overrides and isolates, zero-width characters, the

@@ -225,7 +225,8 @@ def playbook(plan: DeploymentPlan) -> str:
         "- name: Prepare every server (staging folder, execution policy, the bundle, the second hops)",
         "  hosts: sfbgen_servers",
         "  gather_facts: false",
-        "  strategy: free",
+        "  # free: each server at its own pace (-e sfbgen_strategy=linear runs them in lockstep, to read in order).",
+        "  strategy: \"{{ sfbgen_strategy | default('free') }}\"",
         "  any_errors_fatal: false",
         "  ignore_unreachable: true",
         "  vars:",
@@ -244,7 +245,8 @@ def playbook(plan: DeploymentPlan) -> str:
             *[f"    - {safe(server)}" for server in servers],
             "  gather_facts: false",
             "  # No step of a wave waits for another step of the same wave: each host goes at its own pace.",
-            "  strategy: free",
+            "  # free: each server at its own pace (-e sfbgen_strategy=linear runs them in lockstep, to read in order).",
+        "  strategy: \"{{ sfbgen_strategy | default('free') }}\"",
             "  any_errors_fatal: false",
             "  ignore_unreachable: true",
             "  vars:",
@@ -373,8 +375,9 @@ def _ps_block(text: str, indent: str) -> list[str]:
 _STAGING = r"""
 # sfbgen: execution policy and staging folder
 # Refuses a Group Policy execution policy weaker than AllSigned: it would override the -ExecutionPolicy
-# AllSigned every script is run with, the one outside anchor of trust on this server. Refuses the root or this server's folder when either is a link (a reparse point: a junction or a
-# symbolic link) or owned by anyone but SYSTEM or the Administrators; then, top down, makes every item
+# AllSigned every script is run with, the one outside anchor of trust on this server. Refuses the root
+# or this server's folder when either is a link (a reparse point: a junction or a symbolic link) or
+# owned by anyone but SYSTEM or the Administrators; then, top down, makes every item
 # the Administrators' with a whole new ACL (SYSTEM and the Administrators only, nothing inherited), each
 # folder before what is in it is listed, so nobody else can add or keep anything in it.
 param([string[]]$Scopes, [string[]]$Weaker, [string]$Root, [string]$Folder)
@@ -383,7 +386,8 @@ foreach ($scope in $Scopes) {
     $policy = [string](Get-ExecutionPolicy -Scope $scope)
     if ($Weaker -contains $policy) {
         $Ansible.Failed = $true
-        ('Group Policy sets the ' + $scope + ' execution policy ' + $policy + ', weaker than AllSigned; it overrides -ExecutionPolicy AllSigned. Set it to AllSigned or leave it undefined; nothing was copied or run.')
+        ('Group Policy sets the ' + $scope + ' execution policy ' + $policy + ', weaker than AllSigned; ' +
+            'it overrides -ExecutionPolicy AllSigned. Set it to AllSigned or leave it undefined; nothing was copied or run.')
         return
     }
 }
@@ -479,7 +483,8 @@ if ($DomainMember) {
 foreach ($authority in $Authorities) {
     $answer = & """ + fact("certutil") + r""" -config $authority -ping 2>&1
     if ($LASTEXITCODE -ne 0) {
-        $failures += ('the certification authority ' + $authority + ' did not answer certutil -ping' + $hop + ' ' + (($answer | Select-Object -Last 1) -join ''))
+        $last = ($answer | Select-Object -Last 1) -join ''
+        $failures += ('the certification authority ' + $authority + ' did not answer certutil -ping' + $hop + ' ' + $last)
     }
 }
 if ($failures.Count -gt 0) { $Ansible.Failed = $true; $failures; return }

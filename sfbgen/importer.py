@@ -398,7 +398,19 @@ class _Writer:
         self.importer = importer
         self.lines: list[str] = []
 
+    def _hidden(self, value: str, line: int, what: str) -> bool:
+        """A control, escape or invisible character (a C1 CSI, a bidirectional override): the language
+        refuses them (SFB290), and written out they would reach a terminal with the topology."""
+        from .display import is_visible, visible
+
+        if is_visible(value):
+            return False
+        self.importer.error(line, f"the {what} '{visible(value)[:80]}' holds a control, escape or invisible character", "correct it in Topology Builder, publish, and export again")
+        return True
+
     def name(self, value: str, line: int, what: str, fqdn: bool = True) -> str:
+        if self._hidden(value, line, what):
+            return "invalid"
         if not value or _NOT_IN_NAME.search(value):
             self.importer.error(line, f"the {what} '{value}' cannot be written as a name (it is empty or holds a space, brace, quote or '#')", "correct it in Topology Builder, publish, and export again")
             return "invalid"
@@ -411,6 +423,8 @@ class _Writer:
         return value
 
     def string(self, value: str, line: int, what: str) -> str:
+        if self._hidden(value, line, what):
+            return '"invalid"'
         if '"' in value or "\n" in value or "\r" in value:
             self.importer.error(line, f"the {what} '{value[:40]}' holds a double quote or a line break, which a topology string cannot", "rename it in Topology Builder, or edit the imported topology")
             return '"invalid"'
@@ -543,7 +557,10 @@ def import_bytes(raw: bytes, name: str, options: ImportOptions | None = None) ->
     failed = any(d.is_error for d in importer.diagnostics)
     if not failed:
         text = _formatted(text)
-    return ImportResult(None if failed else text, importer.diagnostics, document.format, pools, importer.not_deployed)
+    from .diagnostics import sort_diagnostics
+
+    # In the document's order, as check reports a topology's.
+    return ImportResult(None if failed else text, sort_diagnostics(importer.diagnostics), document.format, pools, importer.not_deployed)
 
 
 _PUBLISHED = re.compile(r"<(?:[\w.-]+:)?PartialTopology\b[^>]*?\bIsPublished\s*=\s*[\"']([^\"']*)[\"']")

@@ -41,7 +41,7 @@ from pathlib import Path, PureWindowsPath
 from . import model as m
 from .diagnostics import DiagnosticsError, Span, UsageError, diagnostic
 from .plan import DeploymentPlan, RunbookStep, Script, ServerPlan, _StepGraph, _server_plans
-from .platform import fact
+from .platform import fact, windows_features
 from .render import Meta, Renderer, render_template
 
 PATCH_SCRIPT = "Patch-Server.ps1"
@@ -63,6 +63,10 @@ class PatchSettings:
     upgrade_to: str = ""  # '' (an update of the deployed product) or 'subscription' (in-place upgrade)
     version_entry: str = ""  # the installed product whose DisplayVersion is compared; '' the product's fact
     windows_server: tuple[str, ...] = ()  # upgrade: the Windows Server versions the new product runs on
+    # 'serial': every pool waits for the pool before it (one pool short at a time; a failure stops the
+    # walk there). 'independent': a pool waits only for its next hop's pool, so a member that fails stops
+    # its own pool and the pools that use it, and unrelated pools go on (in parallel).
+    pools: str = "serial"
 
     def canonical(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
@@ -85,6 +89,7 @@ class PatchWork:
     upgrade_to: str = ""
     upgrade_title: str = ""
     upgrade_windows: tuple[tuple[str, str], ...] = ()
+    upgrade_features: tuple[str, ...] = ()  # the new product's Windows features for this server's roles
     dotnet: dict = field(default_factory=dict)
 
 
@@ -157,9 +162,14 @@ def _validate(topology: m.Topology, settings: PatchSettings, source: str) -> Non
     installer = settings.installer
     if not installer or not (PureWindowsPath(installer).is_absolute() or installer.startswith("\\\\")):
         raise UsageError(f"--installer must be an absolute Windows path or a UNC path as the servers see it, not {installer!r}")
+    edge = settings.edge_installer
+    if edge and not (PureWindowsPath(edge).is_absolute() or edge.startswith("\\\\")):
+        raise UsageError(f"--edge-installer must be an absolute Windows path (a folder on the Edge Servers), not {edge!r}")
     for path in (settings.installer, settings.edge_installer):
         if any(ord(c) < 32 or c in "{}\"" for c in path):
             raise UsageError(f"--installer {path!r}: control characters, braces and double quotes are refused")
+    if settings.pools not in ("serial", "independent"):
+        raise UsageError(f"--pools {settings.pools!r}: serial (one pool after another) or independent (a pool waits only for its next hop)")
     if settings.target_version and not _VERSION.fullmatch(settings.target_version):
         raise UsageError(f"--target-version {settings.target_version!r} is not a version (for example 6.0.9319.690)")
     if settings.upgrade_to:
@@ -228,6 +238,8 @@ def build_patch_plan(topology: m.Topology, settings: PatchSettings, source: str 
     order = pool_order(topology)
     g = _StepGraph()
     previous_pool_last = ""
+    last_of_pool: dict[int, str] = {}
+    by_fqdn = {p.fqdn.value.lower(): p for p in topology.pools()}
     windows_raw: list[tuple[m.Pool, list[str]]] = []
     for pool in order:
         pool_members = members[id(pool)]
@@ -247,9 +259,17 @@ def build_patch_plan(topology: m.Topology, settings: PatchSettings, source: str 
                 previous=pool_members[index - 1].fqdn if index > 0 and not plan.is_edge else "",
                 members=names, upgrade_to=settings.upgrade_to,
                 upgrade_title=fact("products")[settings.upgrade_to]["title"] if settings.upgrade_to else "",
-                upgrade_windows=upgrade_windows, dotnet=dotnet)
+                upgrade_windows=upgrade_windows, dotnet=dotnet,
+                upgrade_features=windows_features(plan.roles, settings.upgrade_to) if settings.upgrade_to else ())
             plan.scripts = [script]
-            after = [ids[-1]] if ids else ([previous_pool_last] if previous_pool_last else [])
+            if ids:
+                after = [ids[-1]]
+            elif settings.pools == "serial":
+                after = [previous_pool_last] if previous_pool_last else []
+            else:  # independent: only the next hop's pool, when it has one in this topology
+                hop = getattr(pool, "next_hop", None)
+                target = by_fqdn.get(hop.value.lower()) if hop is not None else None
+                after = [last_of_pool[id(target)]] if target is not None and id(target) in last_of_pool else []
             ids.append(g.add(f"{plan.fqdn}:patch", plan.fqdn, _action(procedure, plan), f"{plan.fqdn}/{PATCH_SCRIPT}", after,
                              _verify_text(procedure), _failure_text(procedure)))
         if pool.kind == "enterprise" and pool_members:
@@ -266,6 +286,7 @@ def build_patch_plan(topology: m.Topology, settings: PatchSettings, source: str 
             plan.scripts.append(_VERIFY)
         if ids:
             previous_pool_last = ids[-1]
+            last_of_pool[id(pool)] = ids[-1]
             windows_raw.append((pool, ids))
 
     steps = g.ordered()
@@ -316,16 +337,17 @@ def _window(pool: m.Pool, members: tuple[str, ...], first: int, last: int) -> Po
         watch = "the drain (Stop-CsWindowsService -Graceful waits for sessions to end); Get-CsWindowsService on the member just started"
     else:
         short = "down for the whole update: the pool has one member (drained first, so sessions end rather than break)"
-        watch = "what the pool carries (Edge: external users and federation; Mediation: PSTN calls; Director: sign-in redirection) stops until it starts"
+        carries = {"edge": "remote and federated users, and external media, have no Edge Server",
+                   "mediation": "PSTN calls through this pool fail", "director": "sign-ins that reach the Director are not redirected"}
+        watch = carries.get(pool.kind, "what the pool serves stops") + " until its services run again; Get-CsWindowsService on it"
     return PoolWindow(pool.fqdn.value, pool.kind, members, first, last, short, watch)
 
 
-def _meta(topology: m.Topology, source_name: str, digest: str, settings: PatchSettings) -> Meta:
-    """The compile's Meta; its digest also covers the patch settings (so the compile serial grows
-    when the installer or its arguments change), and an upgrade checks the new product's Windows."""
-    meta = Meta.of(topology, source_name, digest)
-    combined = hashlib.sha256((digest + "\n" + settings.canonical()).encode("utf-8")).hexdigest()
-    return dataclasses.replace(meta, digest=combined)
+def _work_digest(digest: str, settings: PatchSettings) -> str:
+    """The topology's digest and the patch settings together: what the compile serial is derived from.
+    The manifests keep the topology's own digest (`sfbgen verify --expect-topology` reads it), so a
+    patch bundle's serial always grows over the bundle it replaces (next_serial sees another digest)."""
+    return hashlib.sha256((digest + "\n" + settings.canonical()).encode("utf-8")).hexdigest()
 
 
 class PatchRenderer(Renderer):
@@ -384,17 +406,20 @@ def patch_file(path: str | Path, out: str | Path, settings: PatchSettings, signe
         sources = {result.source.name: result.source.text} if result.source else {}
         raise DiagnosticsError(result.diagnostics, sources)
     assert result.topology is not None and result.source is not None
+    from .compiler import Limits
+
+    Limits().check_servers(result.topology, result.source.name)  # as compile: before planning anything
     try:
         plan = build_patch_plan(result.topology, settings, result.source.name)
     except DiagnosticsError as exc:
         exc.sources = {result.source.name: result.source.text}
         raise
-    meta = _meta(result.topology, visible_path(result.source.name), result.source.digest, settings)
+    meta = Meta.of(result.topology, visible_path(result.source.name), result.source.digest)
     out = Path(out)
     files: dict[str, bytes] = {}
     count = 0
     with BundleWriter(out, [Path(path), *protected]) as writer:
-        serial = manifest.next_serial(out, meta.digest, signer.thumbprint if signer else "", __version__, serial)
+        serial = manifest.next_serial(out, _work_digest(meta.digest, settings), signer.thumbprint if signer else "", __version__, serial)
         for name, data in iter_bundle(plan, meta, signer, serial, renderer=PatchRenderer):
             writer.add(name, data)
             count += 1

@@ -284,11 +284,18 @@ SKYPE_MEMBERS: dict[str, dict[str, str]] = {
     },
     # -AsXml: the document as a string, read only through [xml]/LoadXml.
     "get-cstopology": {},
-    # OUTPUTS: String ('reports back the location of the configuration store'), Get-CsConfigurationStoreLocation.md:
-    # no member is documented, so a script compares [string](Get-CsConfigurationStoreLocation).
-    "get-csconfigurationstorelocation": {},
+    # OUTPUTS: String ('reports back the location of the configuration store'), Get-CsConfigurationStoreLocation.md;
+    # since Lync Server 2013 an object with BackEndServer and MirrorBackEndServer: a script reads BackEndServer
+    # only after asking PSObject.Properties whether the object has it, and the plain value otherwise.
+    "get-csconfigurationstorelocation": {
+        "BackEndServer": "Get-LyncInfo.ps1 (ccook, emptymessage.com; a public Lync environment report), Get-CmsConfiguration: "
+                         "'Get-CsConfigurationStoreLocation | Select -Expand BackEndServer' for Lync 2013 and later",
+    },
 }
 INTRINSIC = {"count", "length"}  # on an array made with @(): about_Intrinsic_Members (see PS51-081 for unwrapped results)
+# On any object, wrapped or not: about_Intrinsic_Members ('PSObject': the object's members, as
+# PSObject.Properties['Name'], which asks for a property without reading it under StrictMode).
+ANY_OBJECT = {"psobject"}
 TYPE_PRESERVING = {"where-object", "sort-object", "select-object", "where", "?", "sort"}
 
 
@@ -337,6 +344,8 @@ def _skype_members(s: Script):
         for name in names:
             for member in _member_reads(after, name):
                 if wrapped and name == left[1:] and member.lower() in INTRINSIC:
+                    continue
+                if member.lower() in ANY_OBJECT:
                     continue
                 found = check(cmdlet, member, node.start_point[0] + 1, f"${name}.{member}")
                 if found:

@@ -452,3 +452,15 @@ def test_diff_of_a_topology_past_the_server_cap_is_refused(monkeypatch):
     with pytest.raises(DiagnosticsError) as refused:
         snapshot(SAMPLE)
     assert [d.code for d in refused.value.diagnostics] == ["SFB270"]
+
+
+def test_diff_refuses_a_plan_json_that_is_a_fifo_or_a_device(tmp_path):
+    fifo = tmp_path / "plan.json"
+    os.mkfifo(fifo)
+    run = subprocess.run([sys.executable, "-m", "sfbgen", "diff", str(fifo), str(SAMPLE)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "not a plain file" in run.stderr
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "plan.json").symlink_to("/dev/zero")
+    run = subprocess.run([sys.executable, "-m", "sfbgen", "diff", str(bundle), str(SAMPLE)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stderr

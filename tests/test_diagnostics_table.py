@@ -39,8 +39,9 @@ topology "T" {
 
 def test_base_is_sound():
     result = check_text(BASE)
-    # Its Edge pool follows the topology's online enterprise CA: the one warning (SFB310).
-    assert result.ok and [d.code for d in result.diagnostics] == ["SFB310"]
+    # Its Edge pool follows the topology's online enterprise CA (SFB310), and it names neither its Windows
+    # Server versions nor a cumulative update for 2015 (SFB256): its two warnings.
+    assert result.ok and sorted(d.code for d in result.diagnostics) == ["SFB256", "SFB310"]
 
 
 def fe_lines(count: int) -> str:
@@ -102,6 +103,7 @@ CASES = [
     ("SFB264", "    site \"S\" {\n", "    site \"S\" {\n        director_pool dir.t.com { web_services internal dirweb.t.com server dir1.t.com }\n", 11, "dirweb.t.com"),
     ("SFB254", "    site \"S\" {\n", "    site \"S\" {\n        standard_edition a.t.com { central_management_store }\n        standard_edition b.t.com { central_management_store }\n", 12, "central_management_store"),
     ("SFB255", '            media "D:\\SfB"\n', "", 17, "edge.t.com"),
+    ("SFB256", "product 2015", "product 2015", 2, "2015"),  # BASE itself: 2015, no windows_server, no cumulative_update
     ("SFB263", "    site \"S\" {\n", "    site \"S\" {\n        standard_edition se.t.com { web_services internal other.t.com external sex.t.com }\n", 11, "other.t.com"),
     ("SFB290", 'media "\\\\fs.t.com\\Media"', 'media "\\\\fs.t.com\\Me\x01dia"', 3, "\x01"),
     ("SFB290", 'site "S"', 'site "S\u202eevil"', 10, "\u202e"),

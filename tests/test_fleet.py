@@ -14,8 +14,19 @@ from sfbgen.compiler import compile_file
 from sfbgen.fleet import safe
 from tests.conftest import VALID_SAMPLES
 
-FILES = ("ansible/inventory.yml", "ansible/site.yml", "ansible/group_vars/all.yml",
-         "ansible/tasks/run-step.yml", "ansible/tasks/copy-files.yml")
+class _Loader(yaml.SafeLoader):
+    """YAML as Ansible reads it: `!unsafe` marks a value Ansible never templates (a topology's paths)."""
+
+
+_Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
+def _load(text):
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader with one more scalar tag
+
+
+FILES = ("ansible/inventory.yml", "ansible/site.yml", "ansible/group_vars/all.yml", "ansible/tasks/prepare.yml",
+         *(f"ansible/tasks/{name}" for name in __import__("sfbgen.fleet", fromlist=["STATIC_TASKS"]).STATIC_TASKS))
 
 
 @pytest.fixture(scope="module")
@@ -30,61 +41,86 @@ def _plan_steps(result) -> list[dict]:
     return json.loads(result.files["plan.json"])["runbook"]
 
 
-def _step_tasks(playbook: list[dict]) -> list[tuple[int, str, dict]]:
-    """(play index, step id, task) for every task of the wave plays that carries out a runbook step."""
+def _wave_entries(playbook: list[dict]) -> list[tuple[int, str, dict]]:
+    """(play index, server, step entry) for every step in the wave plays' tables (sfbgen_wave)."""
     found = []
     for index, play in enumerate(playbook):
-        for task in play.get("tasks", []):
-            step = (task.get("vars") or {}).get("sfbgen_step")
-            if step is None and "ansible.builtin.set_fact" in task:
-                step = re.search(r"\['([^']+)'\]", task["ansible.builtin.set_fact"]["sfbgen_done"]).group(1)
-            if step is not None:
-                found.append((index, step, task))
+        for server, entries in ((play.get("vars") or {}).get("sfbgen_wave") or {}).items():
+            found += [(index, server, entry) for entry in entries]
     return found
 
 
 @pytest.mark.parametrize("sample", [p.stem for p in VALID_SAMPLES])
 def test_every_runbook_step_exactly_once_after_everything_it_waits_for(bundles, sample):
     result, _ = bundles[sample]
-    assert set(FILES) <= set(result.files)
+    assert set(FILES) == {name for name in result.files if name.startswith("ansible/")}
     steps = _plan_steps(result)
-    playbook = yaml.safe_load(result.files["ansible/site.yml"])
-    tasks = _step_tasks(playbook)
-    ids = [step for _, step, _ in tasks]
+    playbook = _load(result.files["ansible/site.yml"])
+    entries = _wave_entries(playbook)
+    ids = [entry["id"] for _, _, entry in entries]
     assert sorted(ids) == sorted(s["id"] for s in steps) and len(ids) == len(set(ids))
-    play_of = {step: index for index, step, _ in tasks}
-    task_of = {step: task for _, step, task in tasks}
-    owner = {s["id"]: s["server"] for s in steps}
+    play_of = {entry["id"]: index for index, _, entry in entries}
+    server_of = {entry["id"]: server for _, server, entry in entries}
     for step in steps:
         assert all(play_of[after] < play_of[step["id"]] for after in step["after"]), step
-        # ...and guarded by them: a failure or a wait stops what depends on it.
-        when = task_of[step["id"]]["when"]
-        assert f"inventory_hostname == '{step['server']}'" in when
-        for after in step["after"]:
-            assert f"'{after}' in (hostvars['{owner[after]}'].sfbgen_done | default([]))" in when
-        # The play that runs it includes its server.
-        assert step["server"] in playbook[play_of[step["id"]]]["hosts"]
+        assert server_of[step["id"]] == step["server"] and step["server"] in playbook[play_of[step["id"]]]["hosts"]
+        entry = next(e for _, _, e in entries if e["id"] == step["id"])
+        assert entry["after"] == step["after"]
+    # One task per wave play runs each host's own steps, guarded by what they wait for.
+    for play in playbook:
+        if "sfbgen_wave" in (play.get("vars") or {}):
+            (task,) = play["tasks"]
+            assert task["loop"] == "{{ sfbgen_wave[inventory_hostname] }}" and play["strategy"] == "{{ sfbgen_strategy | default('free') }}"
+            assert "sfbgen_step.after | difference(sfbgen_done_everywhere) | length == 0" in task["when"]
+            assert play["ignore_unreachable"] is True and play["any_errors_fatal"] is False
+    # The first play verifies the bundle on the controller; the last one sums up, on the controller too.
+    assert playbook[0]["hosts"] == "localhost" and "verify" in playbook[0]["tasks"][1]["ansible.builtin.command"]["argv"]
+    assert "--signer', sfbgen_signer" in playbook[0]["tasks"][1]["ansible.builtin.command"]["argv"]
+    assert playbook[-1]["hosts"] == "localhost" and [s["id"] for s in playbook[-1]["vars"]["sfbgen_runbook"]] == [s["id"] for s in steps]
 
 
 @pytest.mark.parametrize("sample", [p.stem for p in VALID_SAMPLES])
 def test_scripts_run_are_the_runbooks_with_the_password_on_stdin_where_needed(bundles, sample):
     result, _ = bundles[sample]
     steps = {s["id"]: s for s in _plan_steps(result)}
-    for _, step, task in _step_tasks(yaml.safe_load(result.files["ansible/site.yml"])):
-        script = (task.get("vars") or {}).get("sfbgen_script")
-        if steps[step]["script"]:
-            assert steps[step]["script"] == f"{steps[step]['server']}/{script}"
-            takes_secrets = script.startswith("3-")  # a PFX password, an account for the CA
-            assert "[switch]$SecretsFromInput" in result.files[steps[step]["script"]].decode("utf-8-sig") or not takes_secrets
-            assert ("-SecretsFromInput" in task["vars"].get("sfbgen_arguments", [])) == takes_secrets, step
-            assert (task["vars"].get("sfbgen_stdin") == "{{ sfbgen_secrets | to_json }}") == takes_secrets
+    for _, _, entry in _wave_entries(_load(result.files["ansible/site.yml"])):
+        step = steps[entry["id"]]
+        assert (entry["task"] == "script") == bool(step["script"])
+        if step["script"]:
+            assert step["script"] == f"{step['server']}/{entry['script']}"
+            script = result.files[step["script"]].decode("utf-8-sig")
+            assert ("[switch]$SecretsFromInput" in script) == entry["secrets"], entry["id"]
+
+
+def test_steps_are_carried_out_by_their_task_never_by_their_id_or_file_name(bundles):
+    """The playbook dispatches on the plan's typed attributes: renaming a step's file or id changes
+    nothing of how it runs; a task no file carries out is refused."""
+    import dataclasses
+
+    from sfbgen import fleet
+
+    plan = bundles["contoso"][0].plan
+    renamed = [dataclasses.replace(s, id=s.id.replace(":", ":x"), after=tuple(a.replace(":", ":x") for a in s.after),
+                                   script=s.script and s.script.replace("3-Request", "Z-Request").replace("Export", "Z-Export"))
+               for s in plan.steps]
+    playbook = _load(fleet.playbook(dataclasses.replace(plan, steps=renamed)))
+    entries = {e["id"]: e for _, _, e in _wave_entries(playbook)}
+    for step in renamed:
+        entry = entries[step.id]
+        assert entry["task"] == step.task and entry.get("secrets", False) == step.takes_secrets
+        assert entry.get("copies", []) == list(step.copies)
+    assert {s.task for s in plan.steps} <= set(fleet.TASKS)
+    for task in fleet.TASKS:  # each task has its file
+        assert f"step-{task}.yml" in fleet.STATIC_TASKS
+    with pytest.raises(ValueError):
+        fleet.playbook(dataclasses.replace(plan, steps=[dataclasses.replace(plan.steps[0], task="unknown")]))
 
 
 @pytest.mark.parametrize("sample", [p.stem for p in VALID_SAMPLES])
 def test_inventory_groups_every_server_by_pool_and_role_without_credentials(bundles, sample):
     result, _ = bundles[sample]
     text = result.files["ansible/inventory.yml"].decode("utf-8")
-    inventory = yaml.safe_load(text)["all"]["children"]
+    inventory = _load(text)["all"]["children"]
     servers = {s["fqdn"] for s in __import__("json").loads(result.files["plan.json"])["servers"]}
     domain = set(inventory["sfbgen_domain"]["hosts"])
     edge = set((inventory.get("sfbgen_edge") or {}).get("hosts") or {})
@@ -95,23 +131,46 @@ def test_inventory_groups_every_server_by_pool_and_role_without_credentials(bund
         edge_vars = inventory["sfbgen_edge"]["vars"]
         assert edge_vars["ansible_port"] == 5986 and edge_vars["ansible_winrm_scheme"] == "https"
         assert edge_vars["ansible_password"] == "{{ sfbgen_edge_password }}"  # a placeholder, never a value
-    assert inventory["sfbgen_domain"]["vars"]["ansible_winrm_transport"] == "kerberos"
+    # Kerberos unless the run chooses CredSSP; Kerberos delegation when it chooses that (group_vars).
+    assert inventory["sfbgen_domain"]["vars"]["ansible_winrm_transport"] == "{{ 'credssp' if sfbgen_delegation == 'credssp' else 'kerberos' }}"
+    assert inventory["sfbgen_domain"]["vars"]["ansible_winrm_kerberos_delegation"] == "{{ sfbgen_delegation == 'kerberos' }}"
+    # The WinRM connection is the servers' only: the playbook's controller plays run locally.
+    assert inventory["sfbgen_servers"]["vars"]["ansible_connection"] == "winrm"
+    assert "vars" not in _load(text)["all"]
 
 
-def test_the_reference_sample_covers_restarts_ca_waits_and_copies(bundles):
+def test_the_steps_run_as_the_delegated_account_and_restarts_are_bounded(bundles):
     result, _ = bundles["contoso"]
-    run_step = yaml.safe_load(result.files["ansible/tasks/run-step.yml"])
-    by_module = {k: t for t in run_step for k in t if k.startswith("ansible.")}
-    assert by_module["ansible.windows.win_reboot"]["when"] == "sfbgen_run.rc == 3010"
-    (wait,) = [t for t in run_step if "block" in t]
-    assert "ansible.builtin.meta" in wait["block"][-1] and wait["block"][-1]["ansible.builtin.meta"] == "end_host"
-    runs = [t for t in run_step if "ansible.windows.win_command" in t]
-    assert runs[0]["failed_when"] == "sfbgen_run.rc not in [0, 3, 3010]"
-    assert runs[1]["failed_when"] == "sfbgen_rerun.rc not in [0, 3]"
-    tasks = {step: task for _, step, task in _step_tasks(yaml.safe_load(result.files["ansible/site.yml"]))}
-    assert tasks["edge02.contoso.com:copy-edge-cert"]["vars"]["sfbgen_copies"] == [
-        "edge01.contoso.com/out/EdgeInternal.pfx", "edge01.contoso.com/out/EdgeExternal.pfx"]
-    assert tasks["edge01.contoso.com:copy-config"]["vars"]["sfbgen_copies"] == ["fe01.contoso.com/out/CsConfiguration.zip"]
+    settings = _load(result.files["ansible/group_vars/all.yml"])
+    assert settings["sfbgen_delegation"] == "become" and settings["sfbgen_max_restarts"] == 3
+    assert settings["sfbgen_become"] == "{{ sfbgen_delegation == 'become' and 'sfbgen_edge' not in group_names }}"
+    script = _load(result.files["ansible/tasks/step-script.yml"])
+    (run,) = [t for t in script if "ansible.windows.win_command" in t]
+    assert run["become"] == "{{ sfbgen_become }}" and run["become_method"] == "ansible.builtin.runas"
+    assert run["become_user"] == "{{ sfbgen_become_user }}" and run["check_mode"] is False
+    assert "-WhatIf" in run["ansible.windows.win_command"]["argv"]
+    prepare = _load(result.files["ansible/tasks/prepare.yml"])[0]
+    hops = next(t for t in prepare["block"] if "second hop" in t["name"])
+    assert hops["become"] == "{{ sfbgen_become }}" and "rescue" in prepare
+    second = _load(result.files["ansible/site.yml"])[1]["vars"]["sfbgen_second_hops"]
+    assert second["fe01.contoso.com"]["media"] == "\\\\files.contoso.com\\Media\\SfB2015"
+    assert second["fe01.contoso.com"]["authorities"] == ["ca01.contoso.com\\Contoso Issuing CA"]
+    assert second["edge01.contoso.com"]["authorities"] == []  # its certificates come from an offline CA
+    assert second["edge01.contoso.com"]["domain_member"] is False
+
+
+def test_the_preflight_scripts_are_windows_powershell_without_an_error(bundles, pwsh):
+    result, _ = bundles["contoso"]
+    prepare = _load(result.files["ansible/tasks/prepare.yml"])[0]
+    scripts = [t["ansible.windows.win_powershell"]["script"] for t in prepare["block"] if "ansible.windows.win_powershell" in t]
+    assert len(scripts) == 2
+    for script in scripts:
+        assert pwsh.error_nodes(script.encode("utf-8")) == []
+        assert script.startswith("# sfbgen: ")
+    staging = scripts[0]
+    assert staging.index("Get-ExecutionPolicy -Scope") < staging.index("New-Item")  # refused before anything is made
+    assert "ReparsePoint" in staging and "O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)" in staging
+    assert "Get-CsTopology" in scripts[1] and "-ping" in scripts[1]
 
 
 def _tool(name: str) -> str:
@@ -130,7 +189,7 @@ def test_ansible_playbook_syntax_check_and_ansible_lint_pass(bundles, sample, tm
                             cwd=ansible, capture_output=True, text=True, env=environment, timeout=120)
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr
     lint = subprocess.run([_tool("ansible-lint"), "--offline", "--nocolor", "site.yml", "inventory.yml", "group_vars/all.yml",
-                           "tasks/run-step.yml", "tasks/copy-files.yml"],
+                           *sorted(name[len("ansible/"):] for name in FILES if name.startswith("ansible/tasks/"))],
                           cwd=ansible, capture_output=True, text=True, env=environment, timeout=300)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "criteria was 'production'" in lint.stderr + lint.stdout
@@ -147,6 +206,16 @@ def test_a_value_that_is_not_a_plain_name_never_reaches_a_playbook():
     for hostile in ("Step {{ lookup('pipe', 'id') }}", "Step {% raw %}", "x" * 120 + "{{ x }}"):
         with pytest.raises(ValueError):
             _name(hostile)
+
+
+def test_a_topology_value_reaches_the_playbook_only_as_a_literal_ansible_never_templates():
+    from sfbgen.fleet import literal
+
+    assert literal("\\\\files\\Media") == '!unsafe "\\\\\\\\files\\\\Media"'
+    assert _load("a: " + literal("ca01.contoso.com\\Contoso CA"))["a"] == "ca01.contoso.com\\Contoso CA"
+    for hostile in ("{{ lookup('pipe', 'id') }}", "a\nb", "{% raw %}", "x}"):
+        with pytest.raises(ValueError):
+            literal(hostile)
 
 
 def test_no_prompt_is_reachable_when_the_password_is_given(bundles):

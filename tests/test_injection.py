@@ -127,7 +127,7 @@ def test_a_file_name_that_is_not_utf8_never_crashes_a_strict_utf8_output(tmp_pat
         assert _run(b"compile", topology, b"--out", bundle, cwd=folder, env=strict).returncode == 0
     args = {
         "check": [b"check", topology],
-        "check-json": [b"check", b"--format", b"json", topology],
+        "check-json": [b"check", b"--format", b"json", topology, b"nothing\xff.sfb"],
         "compile": [b"compile", topology, b"--out", bundle],
         "diff": [b"diff", bundle, topology],
         "diff-json": [b"diff", b"--format", b"json", bundle, topology],
@@ -139,8 +139,36 @@ def test_a_file_name_that_is_not_utf8_never_crashes_a_strict_utf8_output(tmp_pat
     stdout, stderr = _text(run)  # valid UTF-8, or this raises
     assert run.returncode in (0, 1, 2), stderr
     _no_hidden(stdout + stderr)
-    assert "\\xff" in stdout + stderr or "\\u00ff" in stdout + stderr or "\\udcff" in stdout + stderr
+    assert any(escaped in stdout + stderr for escaped in ("\\xff", "\\xfe", "\\udcff")), stdout + stderr
     if command.endswith("json"):
         import json
 
         json.loads(stdout)  # still JSON
+
+
+def test_import_refuses_a_name_with_an_escape_rather_than_write_it_to_the_terminal():
+    """`sfbgen import` without --out writes the topology to standard output: a C1 CSI or a
+    bidirectional override in a site name would reach the terminal with it."""
+    from sfbgen.importer import ImportOptions, import_bytes
+
+    for hidden in ("\u009b2J", "\u202e", "\u200b"):
+        raw = DOCUMENT.replace("<Name>S</Name>", f"<Name>S{hidden}x</Name>").encode("utf-8")
+        result = import_bytes(raw, "p.xml", ImportOptions(media="D:\\", ca="ca.t.com\\CA"))
+        assert result.text is None
+        assert any(d.code == "SFB403" and "invisible character" in d.message for d in result.diagnostics)
+
+
+def test_fmt_diff_on_a_terminal_shows_escapes_of_the_file_and_stays_exact_when_piped(tmp_path):
+    """A comment may hold an escape; `fmt --diff` prints the file's lines. On a terminal they are shown
+    as code points (script(1) gives the command a terminal); piped, the diff is exact, for patch."""
+    path = tmp_path / "t.sfb"
+    path.write_bytes(b'topology "T" {  # a\x1b[2Jb\n  product 2015\n}\n')
+    piped = _run("fmt", "--diff", str(path))
+    assert b"\x1b[2J" in piped.stdout  # exact
+    script = shutil.which("script")
+    if script is None:
+        pytest.skip("script(1) is not installed")
+    on_terminal = subprocess.run([script, "-qec", f"{sys.executable} -m sfbgen fmt --diff {path}", "/dev/null"],
+                                 capture_output=True, cwd=ROOT)
+    shown = on_terminal.stdout.decode("utf-8")
+    assert "\x1b" not in shown and "a\\u001b[2Jb" in shown

@@ -31,6 +31,7 @@ CASES = {
     "windows_server": T.format(body="{kw} 2019"),
     "install_path": T.format(body='{kw} "D:\\\\Skype"'),
     "smart_setup": T.format(body="{kw} off"),
+    "end_of_support": T.format(body="{kw} acknowledged"),
     "mobility": T.format(body="{kw} on"),
     "sip_domain": T.format(body="{kw} contoso.com primary"),
     "primary": T.format(body="sip_domain contoso.com {kw}\n    product 2015"),
