@@ -59,8 +59,9 @@ def safe(value: str) -> str:
 
 def literal(value: str) -> str:
     """A topology value that is not a plain name (a media path, a CA's "<fqdn>\\<name>") as a YAML
-    scalar Ansible never templates (`!unsafe`), refused if it holds a control character or a brace."""
-    if any(ord(c) < 32 or c in "{}" for c in value):
+    scalar Ansible never templates (`!unsafe`: braces stay text), refused if it holds a control character.
+    Such values reach the servers only as parameters of a PowerShell task, never inside its code."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError(f"refused in an Ansible file: {value!r}")
     return "!unsafe " + json.dumps(value)
 
@@ -245,8 +246,8 @@ def playbook(plan: DeploymentPlan) -> str:
             *[f"    - {safe(server)}" for server in servers],
             "  gather_facts: false",
             "  # No step of a wave waits for another step of the same wave: each host goes at its own pace.",
-            "  # free: each server at its own pace (-e sfbgen_strategy=linear runs them in lockstep, to read in order).",
-        "  strategy: \"{{ sfbgen_strategy | default('free') }}\"",
+            "  # (-e sfbgen_strategy=linear runs the hosts in lockstep, to read a run in order.)",
+            "  strategy: \"{{ sfbgen_strategy | default('free') }}\"",
             "  any_errors_fatal: false",
             "  ignore_unreachable: true",
             "  vars:",
@@ -330,7 +331,7 @@ def group_vars() -> str:
         "#   become    the steps run as sfbgen_run_user (DOMAIN\\account, a local administrator of the domain",
         "#             servers who may run the Skype for Business cmdlets) through become_method runas, with",
         "#             sfbgen_run_password from Vault: a fresh logon with a password, whose network access is",
-        "#             that account's (docs.ansible.com, ansible.builtin.runas; the Secondary Logon service runs).",
+        f"#             that account's (docs.ansible.com, ansible.builtin.runas; the Secondary Logon service, {fact('runas_secondary_logon')}, runs).",
         "#   credssp   ansible_winrm_transport credssp (the inventory sets it): the servers allow CredSSP as a",
         "#             server (Enable-WSManCredSSP -Role Server); ansible_user and ansible_password are given.",
         "#   kerberos  Kerberos with delegation (ansible_winrm_kerberos_delegation): a forwardable ticket.",
@@ -365,14 +366,12 @@ def _ps_block(text: str, indent: str) -> list[str]:
 # overrides -ExecutionPolicy on the command line, MachinePolicy first, then UserPolicy
 # (learn.microsoft.com/powershell/module/microsoft.powershell.core/about/about_execution_policies,
 # "Execution policy precedence"; Get-ExecutionPolicy -Scope; facts execution_policy_group_policy_scopes,
-# execution_policies_weaker_than_allsigned). SIDs: S-1-5-18 LocalSystem, S-1-5-32-544 Administrators
-# (learn.microsoft.com/windows-server/identity/ad-ds/manage/understand-security-identifiers). SDDL:
-# O:BA owner Administrators, D:PAI a protected DACL (nothing inherited), (A;OICI;FA;;;SY) full access
-# inherited by files and folders (learn.microsoft.com/windows/win32/secauthz/security-descriptor-string-format,
-# ace-strings). FileAttributes.ReparsePoint marks junctions and symbolic links
-# (learn.microsoft.com/dotnet/api/system.io.fileattributes). Reconstructed, for a lab run to confirm:
+# execution_policies_weaker_than_allsigned). The ACLs: facts staging_folder_sddl, staging_file_sddl.
+# FileAttributes.ReparsePoint marks junctions and symbolic links (learn.microsoft.com/dotnet/api/system.io.fileattributes). Reconstructed, for a lab run to confirm:
 # an elevated administrator may set the Administrators group as owner without SeRestorePrivilege.
-_STAGING = r"""
+def _staging_script() -> str:
+    """Refuses a weak execution policy or an unsafe staging folder, then owns it and replaces its ACLs."""
+    return r"""
 # sfbgen: execution policy and staging folder
 # Refuses a Group Policy execution policy weaker than AllSigned: it would override the -ExecutionPolicy
 # AllSigned every script is run with, the one outside anchor of trust on this server. Refuses the root
@@ -410,10 +409,10 @@ function Get-Refusal([string]$Path) {
 function Protect-Item([System.IO.FileSystemInfo]$Item) {
     if ($Item -is [System.IO.DirectoryInfo]) {
         $acl = New-Object System.Security.AccessControl.DirectorySecurity
-        $acl.SetSecurityDescriptorSddlForm('O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)', $sections)
+        $acl.SetSecurityDescriptorSddlForm('""" + fact("staging_folder_sddl") + r"""', $sections)
     } else {
         $acl = New-Object System.Security.AccessControl.FileSecurity
-        $acl.SetSecurityDescriptorSddlForm('O:BAD:PAI(A;;FA;;;SY)(A;;FA;;;BA)', $sections)
+        $acl.SetSecurityDescriptorSddlForm('""" + fact("staging_file_sddl") + r"""', $sections)
     }
     $Item.SetAccessControl($acl)
 }
@@ -509,7 +508,7 @@ def prepare_tasks() -> str:
         "    - name: Refuse a weak Group Policy execution policy, or a staging folder that is a link or someone else's",
         "      ansible.windows.win_powershell:",
         "        script: |",
-        *_ps_block(_STAGING, "          "),
+        *_ps_block(_staging_script(), "          "),
         "        parameters:",
         f"          Scopes: [{scopes}]",
         f"          Weaker: [{weaker}]",

@@ -288,8 +288,10 @@ SKYPE_MEMBERS: dict[str, dict[str, str]] = {
     # since Lync Server 2013 an object with BackEndServer and MirrorBackEndServer: a script reads BackEndServer
     # only after asking PSObject.Properties whether the object has it, and the plain value otherwise.
     "get-csconfigurationstorelocation": {
-        "BackEndServer": "Get-LyncInfo.ps1 (ccook, emptymessage.com; a public Lync environment report), Get-CmsConfiguration: "
-                         "'Get-CsConfigurationStoreLocation | Select -Expand BackEndServer' for Lync 2013 and later",
+        "BackEndServer": "alvinchen1/ExchangeSkypeMDTAutomate Scripts/USS-SKYPE-CONFIG-2.ps1, Set-SfB-CentralMgmtStore (Skype for Business "
+                         "Server 2019: '(Get-CsConfigurationStoreLocation).BackEndServer -eq \"$SkypeFQDN\\rtc\"'); Get-LyncInfo.ps1 (ccook, "
+                         "emptymessage.com, a public Lync environment report), Get-CmsConfiguration: 'Get-CsConfigurationStoreLocation | "
+                         "Select -Expand BackEndServer' for Lync 2013 and later",
     },
 }
 INTRINSIC = {"count", "length"}  # on an array made with @(): about_Intrinsic_Members (see PS51-081 for unwrapped results)

@@ -7,7 +7,9 @@ bundle's inventory is overridden by a second inventory to `ansible_connection: l
 `ansible_python_interpreter` (a wrapper naming the host), so the modules run on this machine, answer
 from a scenario table (exit codes per host and script, in call order) and write a record (JSONL) of
 every call. The assertions read that record and the run's exit code: what the engine did, not the
-YAML's text. Scenarios run concurrently (a thread pool), each its own ansible-playbook process.
+YAML's text. Scenarios run concurrently (a thread pool), each its own ansible-playbook process: nine
+runs (every sample: all succeed, --check; the reference sample: failures, a CA wait) and one refused
+bundle, about 80 s on the 2-core machine when it is otherwise idle.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sfbgen.compiler import compile_file
 from tests.conftest import VALID_SAMPLES
@@ -156,8 +159,6 @@ def _run(root: Path, made: dict, sample: str, name: str, scenario: dict, *, chec
     lines = [json.loads(line) for line in record.read_text().splitlines() if line.strip()] if record.exists() else []
     summary_path = Path(str(bundle) + ".run") / "last-run.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    import yaml
-
     groups = yaml.safe_load((bundle / "ansible" / "inventory.yml").read_text())["all"]["children"]
     edges = set((groups.get("sfbgen_edge") or {}).get("hosts") or {})
     return Run(name, sample, done.returncode, done.stdout + done.stderr, lines, steps, summary, summary_path, edges)
@@ -204,9 +205,10 @@ SCENARIOS = {
     "check": ({}, {"check": True}),
     "failures": (FAILURES, {"extra": {"sfbgen_max_restarts": 2}}),
     "ca-wait": ({"codes": {"edge01.contoso.com": {"3-Request-Certificates.ps1": [3]}}}, {}),
+    "not-published": ({}, {"extra": {"sfbgen_topology_published": False}}),
 }
 RUNS = [(sample, name) for sample in SAMPLES for name in ("all-succeed", "check")] + [
-    ("contoso", name) for name in ("failures", "ca-wait")]
+    ("contoso", name) for name in ("failures", "ca-wait")] + [("standard-edition", "not-published")]
 
 
 @pytest.fixture(scope="module")
@@ -359,6 +361,17 @@ def test_a_failure_alone_in_its_wave_ends_nothing_else(runs):
     assert run.step_calls()["edge01.contoso.com:3"]
     assert "edge02.contoso.com:3 on edge02.contoso.com: failed" in run.output
     assert "3 failed" in run.output and "1 on a server not ready" in run.output
+
+
+def test_a_persons_step_is_its_own_outcome_and_holds_what_waits_on_it(runs):
+    """Topology Builder publishes the topology: until the run says it is published, the steps after it wait."""
+    run = runs[("standard-edition", "not-published")]
+    assert run.returncode != 0
+    publish = next(s for s in run.steps if s["task"] == "publish")
+    assert run.not_done()[publish["id"]]["state"] == "manual"
+    assert "sfbgen_topology_published=true" in run.not_done()[publish["id"]]["reason"]
+    _assert_not_done_is_exactly(run, {publish["id"]})
+    assert "1 for a person" in run.output
 
 
 @pytest.mark.parametrize("sample", SAMPLES)

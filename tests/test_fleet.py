@@ -213,9 +213,18 @@ def test_a_topology_value_reaches_the_playbook_only_as_a_literal_ansible_never_t
 
     assert literal("\\\\files\\Media") == '!unsafe "\\\\\\\\files\\\\Media"'
     assert _load("a: " + literal("ca01.contoso.com\\Contoso CA"))["a"] == "ca01.contoso.com\\Contoso CA"
-    for hostile in ("{{ lookup('pipe', 'id') }}", "a\nb", "{% raw %}", "x}"):
+    for hostile in ("a\nb", "a\rb", "a\x1bb", "a\x7fb"):
         with pytest.raises(ValueError):
             literal(hostile)
+    # Braces are legal in a Windows path (and topology values are never stricter than the platform): under
+    # !unsafe Ansible's own templar leaves them as text, so a Jinja expression in a media path stays a path.
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.parsing.yaml.loader import AnsibleLoader
+    from ansible.template import Templar
+
+    for hostile in ("{{ lookup('pipe', 'id') }}", "D:\\{% raw %}", "x}", "${env:PATH}"):
+        loaded = AnsibleLoader("a: " + literal(hostile)).get_single_data()["a"]
+        assert Templar(loader=DataLoader(), variables={}).template(loaded) == hostile
 
 
 def test_no_prompt_is_reachable_when_the_password_is_given(bundles):

@@ -240,6 +240,8 @@ def test_step_3_reads_the_pfx_password_before_it_changes_anything(compiled):
     for name, text in {**exporting, **importing}.items():
         main = _code(_function(text, "Invoke-Main"))
         asked = main.index("[void](Get-PfxPassword ")
+        # Never under -WhatIf, which changes nothing and must not prompt (Invoke-Runbook.ps1 -WhatIf gives no secrets).
+        assert "if (-not $WhatIfPreference" in main[main.rindex("\n", 0, main.rindex("\n", 0, asked)):asked], name
         first_change = min(main.index(marker) for marker in ("$PSCmdlet.ShouldProcess(", "Set-CsCertificate") if marker in main)
         assert asked < first_change, name
         assert main.index("$caCredential = Get-CaCredential") < first_change, name

@@ -41,4 +41,4 @@ def test_contoso_sample_is_the_reference_unchanged():
     import hashlib
 
     digest = hashlib.sha256((SAMPLES / "contoso.sfb").read_bytes()).hexdigest()
-    assert digest == "e8aaec04a8d5071b4bb7ada1dedfc5714dcec3513d9ff7b676543cd65f79d93d"
+    assert digest == "6cc2adccae6d8f45fa53ec1a14e305afcbb087508aad6bf01030be081a462f23"

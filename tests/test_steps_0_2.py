@@ -203,10 +203,12 @@ def test_core_components_are_updated_before_bootstrapper(tmp_path):
     assert "('update-' + $hash + '-' + $Stage + '.json')" in update
 
 
-def test_2015_without_an_update_stops_before_bootstrapper_on_windows_server_2016(compiled):
-    contoso = _sample(compiled, "contoso", "fe01.contoso.com/1-Install-LocalConfigurationStore.ps1")
-    assert "$UpdateInstaller = ''" in contoso and "$CoreUpdateRequired = $true" in contoso and "$CoreUpdateFromBuild = '10.0.14393'" in contoso
-    guard = _function(contoso, "Update-CoreComponents")
+def test_2015_without_an_update_stops_before_bootstrapper_on_windows_server_2016(compiled, tmp_path):
+    # A 2015 topology that names no cumulative update (SFB256 warns; contoso names one since the fourth review).
+    files = _compile(tmp_path, _topology(SE))
+    plain = files["se.t.com/1-Install-LocalConfigurationStore.ps1"]
+    assert "$UpdateInstaller = ''" in plain and "$CoreUpdateRequired = $true" in plain and "$CoreUpdateFromBuild = '10.0.14393'" in plain
+    guard = _function(plain, "Update-CoreComponents")
     assert "if ($CoreUpdateRequired -and [Environment]::OSVersion.Version -ge [Version]$CoreUpdateFromBuild)" in guard and "throw" in guard
     # 2019 has no such rule.
     assert "$CoreUpdateRequired = $false" in _sample(compiled, "fabrikam-2019", "sfbfe01.fabrikam.com/1-Install-LocalConfigurationStore.ps1")
@@ -345,7 +347,7 @@ def test_every_installer_is_checked_for_microsoft_signature_before_it_runs(scrip
 # 10. Runbook texts
 
 
-def test_runbook_texts_say_what_is_true(compiled):
+def test_runbook_texts_say_what_is_true(compiled, tmp_path):
     contoso = compiled["contoso"].files["RUNBOOK.md"].decode("utf-8")
     northwind = compiled["standard-edition"].files["RUNBOOK.md"].decode("utf-8")
     assert "On Windows Server 2016 and later, .NET Framework 3.5" not in contoso
@@ -354,7 +356,11 @@ def test_runbook_texts_say_what_is_true(compiled):
     assert "The topology is built and **published**" in contoso  # no step 0 there: published before
     step = next(s for s in compiled["contoso"].plan.steps if s.id == "edge01.contoso.com:1")
     assert "after step 4" in step.verify and "UpToDate" in step.verify
-    assert "needs its core components updated before\n  Bootstrapper" in contoso
+    # A 2015 topology without a cumulative update is told what step 0 or 1 will need.
+    path = tmp_path / "t.sfb"
+    path.write_text(_topology(SE), encoding="utf-8")
+    plain = compile_file(path, tmp_path / "out").files["RUNBOOK.md"].decode("utf-8")
+    assert "needs its core components updated before\n  Bootstrapper" in plain
 
 
 # ---------------------------------------------------------------------------------------------------
