@@ -52,10 +52,8 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 
 def run_batch(args: tuple[int, int, int]) -> dict:
-    from sfbgen.api import check_bytes
+    from sfbgen.api import compile_bytes
     from sfbgen.compiler import iter_bundle
-    from sfbgen.plan import build_plan
-    from sfbgen.render import Meta
 
     start, count, seed = args
     samples = [p.read_bytes() for p in sorted((ROOT / "samples").glob("*.sfb"))]
@@ -65,14 +63,13 @@ def run_batch(args: tuple[int, int, int]) -> dict:
         data = mutate(rng.choice(samples), rng)
         outcome["inputs"] += 1
         try:
-            result = check_bytes(data, "fuzz.sfb")
+            result = compile_bytes(data, "fuzz.sfb")  # the pipeline compile, diff and certs use
             for d in result.diagnostics:
                 outcome["codes"][d.code] = outcome["codes"].get(d.code, 0) + 1
             if result.ok:
                 outcome["sound"] += 1
                 if outcome["sound"] % 25 == 1:
-                    plan = build_plan(result.topology)
-                    for _ in iter_bundle(plan, Meta.of(result.topology, "fuzz.sfb", result.source.digest), None):
+                    for _ in iter_bundle(result.plan, result.meta, None):
                         pass
                     outcome["rendered"] += 1
         except Exception:  # noqa: BLE001 - a crash is what this looks for

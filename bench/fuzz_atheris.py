@@ -2,7 +2,8 @@
 
     pip install atheris && python bench/fuzz_atheris.py -runs=100000
 
-Any exception escaping `check_bytes` is a crash, which libFuzzer reports with the input that caused it.
+Any exception escaping the pipeline (`compile_bytes`: check, plan, settings) is a crash, which libFuzzer
+reports with the input that caused it.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 with atheris.instrument_imports():
-    from sfbgen.api import check_bytes
+    from sfbgen.api import compile_bytes
 
 
 def test_one_input(data: bytes) -> None:
-    check_bytes(data, "atheris.sfb")
+    compile_bytes(data, "atheris.sfb")
 
 
 def main() -> None:

@@ -198,8 +198,10 @@ def _sip(topology: m.Topology, prefix: str) -> list[str]:
 
 def oauth_host(topology: m.Topology) -> tuple[m.Pool, m.Server] | None:
     """The Front End that requests the OAuthTokenIssuer certificate: the first one in the file."""
+    from .pool_kinds import kind_of
+
     for pool, server in topology.servers():
-        if pool.kind in m.FRONT_END_KINDS:
+        if kind_of(pool).front_end:
             return pool, server
     return None
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from . import model as m
 from .diagnostics import UNSAFE_CHARACTERS, Diagnostic, Span, diagnostic, visible
+from .pool_kinds import NEXT_HOP_TARGETS, kind_of
 
 Check = Callable[[m.Topology, "Reporter"], None]
 
@@ -237,7 +238,7 @@ def check_settings(topology: m.Topology, report: Reporter) -> None:
             'remove it, and name the update to install: cumulative_update "<path>\\SkypeServerUpdateInstaller.exe" arguments "<its switches>"',
         )
     for pool in topology.pools():
-        if pool.kind != "edge":
+        if not kind_of(pool).perimeter:
             continue
         for label, path in (("installation media", topology.media_for(pool)), ("Windows sources", topology.windows_source_for(pool))):
             if path.startswith("\\\\"):
@@ -298,7 +299,7 @@ def check_sites(topology: m.Topology, report: Reporter) -> None:
             )
         else:
             seen[key] = site
-    if not any(pool.kind in m.FRONT_END_KINDS for pool in topology.pools()):
+    if not any(kind_of(pool).front_end for pool in topology.pools()):
         report(
             "SFB226",
             topology.name.span,
@@ -314,8 +315,8 @@ def check_sites(topology: m.Topology, report: Reporter) -> None:
 def _fqdns(topology: m.Topology) -> Iterator[tuple[str, m.Name, m.Pool]]:
     """Every FQDN that names a computer or a service, with what it names."""
     for pool in topology.pools():
-        yield m.POOL_WORD[pool.kind], pool.fqdn, pool
-        if pool.kind != "standard":
+        yield kind_of(pool).word, pool.fqdn, pool
+        if kind_of(pool).member_keyword is not None:
             for server in pool.servers:
                 yield "server", server.fqdn, pool
         if isinstance(pool, m.WebPool):
@@ -343,11 +344,11 @@ def _may_share(a: tuple[str, m.Name, m.Pool], b: tuple[str, m.Name, m.Pool]) -> 
     if labels <= edge_labels:
         return True  # one external FQDN for all three Edge services (single-IP Edge, distinct ports)
     web_labels = {"internal web services FQDN", "external web services FQDN"}
-    if labels <= web_labels | {m.POOL_WORD[pool_a.kind]}:
+    if labels <= web_labels | {kind_of(pool_a).word}:
         # Topology Builder's defaults: both web services FQDNs are the pool FQDN unless overridden
         # (add-front-end-web-services.md; every real document in ../shared/topologies).
         return True
-    if labels == {m.POOL_WORD[pool_a.kind], "server"}:
+    if labels == {kind_of(pool_a).word, "server"}:
         return True  # a pool named after a member: SFB207 / SFB208 say whether that is allowed
     return False
 
@@ -362,7 +363,7 @@ def check_fqdns(topology: m.Topology, report: Reporter) -> None:
         if problem:
             report("SFB202", name.span, f"the {label} '{_display(name.value)}' is not a valid FQDN: {problem}", "write a fully qualified DNS name")
             continue
-        if label == "server" or pool.kind == "standard" and label == "Standard Edition server":
+        if label == "server" or kind_of(pool).member_keyword is None and label == kind_of(pool).word:  # a computer's own name
             host = name.value.split(".")[0]
             if len(host) > 15:
                 report(
@@ -382,6 +383,37 @@ def check_fqdns(topology: m.Topology, report: Reporter) -> None:
             )
         else:
             seen.setdefault(key, entry)
+
+
+# The names sfbgen.manifest.RESERVED_DEVICE_NAMES holds all start so: a first label that does not is no
+# device, and the manifest module (with the PowerShell layer it imports) is not loaded for the check.
+_DEVICE_LIKE = re.compile(r"(?i)^(?:CON|PRN|AUX|NUL|COM|LPT|CLOCK)")
+
+
+def check_device_names(topology: m.Topology, report: Reporter) -> None:
+    # SFB257: a server's bundle folder is named by its FQDN (and a Standard Edition server's by its pool
+    # FQDN). Microsoft, "Naming Files, Paths, and Namespaces"
+    # (https://learn.microsoft.com/en-us/windows/win32/fileio/naming-a-file): "Do not use the following
+    # reserved names for the name of a file: CON, PRN, AUX, NUL, COM1 ... COM9, LPT1 ... LPT9", "also
+    # avoid these names followed immediately by an extension" (NUL.txt is NUL), so 'con.contoso.com' is
+    # the device CON on Windows. Such a folder cannot be made there, and `sfbgen verify` refuses the
+    # manifest that lists it (sfbgen/manifest.py, path_problem): refused here, before anything is written.
+    seen: set[tuple[int, int]] = set()
+    for pool in topology.pools():
+        for what, name in ((kind_of(pool).word, pool.fqdn), *(("server", server.fqdn) for server in pool.servers)):
+            if not _DEVICE_LIKE.match(name.value) or (name.span.line, name.span.column) in seen:
+                continue
+            seen.add((name.span.line, name.span.column))
+            from .manifest import reserved_device
+
+            device = reserved_device(name.value)
+            if device and not fqdn_problem(name.value):  # a malformed FQDN is SFB202's
+                report(
+                    "SFB257",
+                    name.span,
+                    f"the {what} FQDN '{_display(name.value)}' begins with {device}, a device name Windows reserves: the folder of its bundle could not exist on Windows",
+                    "give the computer another name, with no CON, PRN, AUX, NUL, COM1-9 or LPT1-9 before the first dot",
+                )
 
 
 def check_sip_domains(topology: m.Topology, report: Reporter) -> None:
@@ -504,20 +536,21 @@ def check_pools(topology: m.Topology, report: Reporter) -> None:
 
     version = topology.product_version
     rules = product(version)
-    limit = rules["max_front_ends"]
     for pool in topology.pools():
         count = len(pool.servers)
-        what = m.POOL_WORD[pool.kind]
+        kind = kind_of(pool)
+        what = kind.word
         if count == 0:
-            member = "front_end" if pool.kind == "enterprise" else "server"
-            report("SFB224", pool.fqdn.span, f"the {what} {pool.fqdn.value} has no servers", f"add its members with '{member} <fqdn>'")
+            report("SFB224", pool.fqdn.span, f"the {what} {pool.fqdn.value} has no servers", f"add its members with '{kind.member_keyword or 'server'} <fqdn>'")
             continue
         _check_pool_named_after_member(pool, report)
-        if pool.kind != "enterprise":
+        limits = kind.limits(version)
+        if limits is None:
             continue
+        limit, two_allowed = limits
         if count > limit:
             report("SFB220", pool.fqdn.span, f"the pool {pool.fqdn.value} has {count} Front End servers; Skype for Business Server {version} allows {limit}", "split it into two pools")
-        elif count == 2 and not rules["two_server_pools"]:
+        elif count == 2 and not two_allowed:
             report("SFB221", pool.fqdn.span, f"the pool {pool.fqdn.value} has two Front End servers, which {rules['title']} refuses", "use three or more Front End servers (or one)")
         elif count == 2:
             report("SFB222", pool.fqdn.span, f"the pool {pool.fqdn.value} has two Front End servers: if either stops, the pool may lose quorum", "use three or more Front End servers")
@@ -530,15 +563,16 @@ def _check_pool_named_after_member(pool: m.Pool, report: Reporter) -> None:
     add-edge-server.md, add-mediation-server.md: "If you are deploying a single Mediation Server, the
     FQDN you specify will be the FQDN of the single Mediation Server"); a pool of several has a pool
     FQDN of its own, which DNS load balancing resolves to all its members."""
-    if pool.kind == "standard":
+    kind = kind_of(pool)
+    if kind.member_keyword is None:
         return  # a Standard Edition server is its own pool by definition
     named = [s for s in pool.servers if s.fqdn.value.lower().rstrip(".") == pool.fqdn.value.lower().rstrip(".")]
     if not named:
         return
-    what = m.POOL_WORD[pool.kind]
+    what = kind.word
     if len(pool.servers) > 1:
         report("SFB208", named[0].fqdn.span, f"the {what} {pool.fqdn.value} has {len(pool.servers)} members, and one of them has the pool's FQDN", "give the pool an FQDN of its own; only a single computer pool takes its computer's FQDN")
-    elif pool.kind == "enterprise":
+    elif not kind.single_computer_pool:
         report("SFB207", named[0].fqdn.span, f"the {what} {pool.fqdn.value} is named after its only Front End server", "give the pool an FQDN of its own if you will add members later, or make it a standard_edition")
 
 
@@ -579,22 +613,24 @@ def check_next_hops(topology: m.Topology, report: Reporter) -> None:
     pools = {pool.fqdn.value.lower(): pool for pool in topology.pools()}
     pool_of_server = {server.fqdn.value.lower(): pool for pool, server in topology.servers()}
     for pool in topology.pools():
-        if not isinstance(pool, (m.EdgePool, m.MediationPool)):
+        kind = kind_of(pool)
+        if not kind.next_hops:
             continue
-        what = m.POOL_WORD[pool.kind]
+        assert isinstance(pool, (m.EdgePool, m.MediationPool))
+        what = kind.word
         if pool.next_hop is None:
             report("SFB232", pool.fqdn.span, f"the {what} {pool.fqdn.value} has no next hop", "add 'next_hop <Front End pool FQDN>' inside its block")
             continue
         target = pool.next_hop.value.lower()
         if target in pools:
             hop = pools[target]
-            if hop.kind not in m.FRONT_END_KINDS and not (pool.kind == "edge" and hop.kind == "director"):
-                report("SFB231", pool.next_hop.span, f"the next hop {pool.next_hop.value} is {_a(m.POOL_WORD[hop.kind])}", "name a Front End pool or a Standard Edition server")
+            if hop.kind not in kind.next_hops:
+                report("SFB231", pool.next_hop.span, f"the next hop {pool.next_hop.value} is {_a(kind_of(hop).word)}", "name a Front End pool or a Standard Edition server")
         elif target in pool_of_server:
             owner = pool_of_server[target]
             report("SFB230", pool.next_hop.span, f"{pool.next_hop.value} is a server, not a pool", f"name its pool: next_hop {owner.fqdn.value}")
         else:
-            candidates = [p.fqdn.value for p in topology.pools() if p.kind in m.FRONT_END_KINDS or p.kind == "director"]
+            candidates = [p.fqdn.value for p in topology.pools() if p.kind in NEXT_HOP_TARGETS]
             report("SFB230", pool.next_hop.span, f"the next hop {_display(pool.next_hop.value)} is not a pool in this topology",
                    _did_you_mean(pool.next_hop.value, candidates, "name a Front End pool or Standard Edition server defined here"))
 
@@ -644,6 +680,7 @@ CHECKS: tuple[Check, ...] = (
     check_settings,
     check_sites,
     check_fqdns,
+    check_device_names,
     check_sip_domains,
     check_simple_urls,
     check_pools,

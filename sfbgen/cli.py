@@ -295,16 +295,15 @@ def certs(
     wide: bool = typer.Option(False, "--wide", help="One line per certificate, however long (the text fits 100 columns otherwise)."),
 ) -> None:
     """Print every certificate the topology needs: server, usages, subject, names, key and authority."""
-    from .api import check_file
-    from .plan import build_plan
+    from .api import compile_path
 
-    # Every warning check gives, the certificates' included, goes to stderr (issue 21: certs printed
-    # none), so that the table on stdout stays the table.
-    result = check_file(file)
+    # Every warning the pipeline gives (the checks' and the plan's certificates', once each) goes to
+    # stderr (issue 21: certs printed none), so that the table on stdout stays the table.
+    result = compile_path(file)
     _emit_diagnostics(result.diagnostics, result.source, Format.text)
     if not result.ok:
         raise typer.Exit(_exit_code(result.diagnostics))
-    plan = build_plan(result.topology)
+    plan = result.plan
     rows = []
     for server in plan.servers:
         for request in server.requests:
@@ -350,6 +349,7 @@ def verify(
     expect_topology: Optional[Path] = typer.Option(None, "--expect-topology", help="The topology file the bundle must be compiled from (its SHA-256 must match)."),
     not_older_than: Optional[int] = typer.Option(None, "--not-older-than", help="Refuse a bundle whose compile serial is lower than this one (a rollback)."),
     unsigned: bool = typer.Option(False, "--unsigned", help="Check an unsigned bundle's integrity only (nothing proves who made it)."),
+    format: Format = typer.Option(Format.text, "--format", help="text for people; json: one document on stdout (format_version 1): every file, ok or its problems and warnings."),
 ) -> None:
     """Check a bundle: its signed manifest first, then every file and every script's signature."""
     from .display import visible, visible_path
@@ -380,6 +380,14 @@ def verify(
         else:
             typer.echo(f"sfbgen: error: no such file or folder: {visible_path(path)}", err=True)
             raise typer.Exit(2)
+    failed = sum(1 for report in reports if not report.ok)
+    if format is Format.json:
+        # JSON escapes every control character itself; names that are not UTF-8 are shown with `visible`.
+        files = [{"path": visible(r.path), "ok": r.ok, "problems": [visible(p) for p in r.problems], "note": visible(r.note),
+                  "warnings": [visible(w) for w in r.warnings]} for r in reports]
+        sys.stdout.write(json_text({"format_version": VERIFY_JSON_VERSION, "command": "verify", "ok": len(reports) - failed,
+                                    "failed": failed, "files": files}))
+        raise typer.Exit(1 if failed else 0)
     failed = 0
     # Names and problems come from the bundle (a planted file's name, a certificate's subject): shown
     # with `visible`, so that no CR, escape or byte that is not UTF-8 can overwrite or forge a line.
@@ -393,6 +401,9 @@ def verify(
             typer.echo(visible(f"        warning: {warning}"))
     typer.echo(f"{len(reports) - failed} ok, {failed} failed")
     raise typer.Exit(1 if failed else 0)
+
+
+VERIFY_JSON_VERSION = 1  # `verify --format json`: bumped when a field changes meaning or goes
 
 
 @app.command("codesign-cert")

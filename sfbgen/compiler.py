@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from . import __version__
-from .api import check_file
+from .api import compile_path
 from .diagnostics import Diagnostic, DiagnosticsError
-from .display import visible_path
-from .plan import DeploymentPlan, ServerPlan, build_plan
-from . import fleet, manifest
+from .plan import DeploymentPlan, ServerPlan
+from . import fleet, manifest, parallel
 from .render import Meta, Renderer, json_lines, to_windows_text
+from .resources import CachePolicy
 
 SIGNABLE = (".ps1", ".psm1", ".psd1")
 
@@ -113,7 +112,6 @@ def _server_files(renderer: Renderer, server: ServerPlan, signer: Signer | None)
 PARALLEL_MIN_SERVERS = 64
 _CHUNK = 16
 _WINDOW = 6
-_forked_work: tuple | None = None  # what forked workers render: set just before the fork
 
 # A file of the bundle as the compiler passes it on: path, bytes (None once `store` has them), SHA-256,
 # size, and the SHA-256 of its work (a script before it was signed; '' for other files).
@@ -132,55 +130,35 @@ def _made_files(renderer: Renderer, server: ServerPlan, signer: Signer | None, s
     return made
 
 
-def _render_chunk(bounds: tuple[int, int]) -> list[Made]:
-    renderer, servers, signer, store = _forked_work
-    out: list[Made] = []
-    for server in servers[bounds[0]:bounds[1]]:
-        out.extend(_made_files(renderer, server, signer, store))
-    return out
-
-
 def _all_server_files(
     renderer: Renderer, servers: list[ServerPlan], signer: Signer | None, store: Store | None,
-    meanwhile: Callable[[], None],
+    meanwhile: Callable[[], None], keep: bool = True,
 ) -> Iterator[Made]:
     """Every server's files, in server order. Large topologies render, sign and store in two forked
-    worker processes (Jinja and the RSA operations hold a core each) while this process runs
-    `meanwhile`, then passes on what they send back. Should this process be killed, a worker finishes
-    at most the chunk in hand (sending its result back fails, and it exits), and the next run removes
-    the temporary folder it was writing into (bundle.recover)."""
-    import multiprocessing
+    worker processes (parallel.map_chunks: Jinja and the RSA operations hold a core each) while this
+    process runs `meanwhile`, then passes on what they send back. Should this process be killed, a
+    worker finishes at most the chunk in hand (sending its result back fails, and it exits), and the
+    next run removes the temporary folder it was writing into (bundle.recover). With `keep=False` no
+    file's bytes come back (work digests only: what `sfbgen diff` wants)."""
 
-    global _forked_work
-    from .resources import usable_cores
+    def chunk(part: Sequence[ServerPlan]) -> list[Made]:
+        out: list[Made] = []
+        for server in part:
+            made = _made_files(renderer, server, signer, store)
+            out.extend(made if keep else [(p, None, sha, size, work) for p, _d, sha, size, work in made])
+        return out
 
-    cores = usable_cores()
-    if len(servers) < PARALLEL_MIN_SERVERS or cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        meanwhile()
-        for server in servers:
-            yield from _made_files(renderer, server, signer, store)
-        return
-    _forked_work = (renderer, servers, signer, store)
-    chunks = [(i, min(i + _CHUNK, len(servers))) for i in range(0, len(servers), _CHUNK)]
-    try:
-        with multiprocessing.get_context("fork").Pool(2) as pool:
-            # Workers that store their files send back only names and hashes: all chunks can be in flight.
-            # Otherwise a bounded window: workers never run far ahead of the writing, so memory stays
-            # flat however large the topology.
-            window = len(chunks) if store is not None else _WINDOW
-            pending = deque(pool.apply_async(_render_chunk, (chunk,)) for chunk in chunks[:window])
-            meanwhile()
-            for chunk in chunks[window:]:
-                yield from pending.popleft().get()
-                pending.append(pool.apply_async(_render_chunk, (chunk,)))
-            while pending:
-                yield from pending.popleft().get()
-    finally:
-        _forked_work = None
+    # Workers that store their files (or keep none) send back only names and hashes: all chunks can be
+    # in flight. Otherwise a bounded window: workers never run far ahead of the writing, so memory
+    # stays flat however large the topology.
+    window = None if store is not None or not keep else _WINDOW
+    for made in parallel.map_chunks(chunk, servers, chunk_size=_CHUNK, min_items=PARALLEL_MIN_SERVERS,
+                                    window=window, meanwhile=meanwhile):
+        yield from made
 
 
 def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Store | None, serial: int = 1,
-            renderer_class: type = Renderer) -> Iterator[tuple[str, bytes | None]]:
+            renderer_class: type = Renderer, policy: CachePolicy = CachePolicy.USE) -> Iterator[tuple[str, bytes | None]]:
     """The bundle's files in a fixed order, one server at a time, the signed MANIFEST.psd1 last. Server
     files that `store` took where they were made come through as (path, None)."""
     from .bundle import MARKER, marker_bytes
@@ -190,7 +168,7 @@ def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Stor
     # The scripts name their signer: Test-Bundle.ps1 and every step accept no other.
     meta = dataclasses.replace(meta, signer=signer.thumbprint if signer else "")
     # `sfbgen patch` passes its own (sfbgen/patching.py: the patch runbook and second hops); compile, Renderer.
-    renderer = renderer_class(plan, meta)
+    renderer = renderer_class(plan, meta, policy)
     renderer.bundle_serial = serial  # read by _server_files (also in forked workers)
     entries: list[manifest.Entry] = []
     signing = _signing_summary(signer)
@@ -228,11 +206,7 @@ def work_digests(plan: DeploymentPlan, meta: Meta) -> dict[str, str]:
     """Every script's work digest (the SHA-256 of its unsigned bytes), rendering nothing else: what
     `sfbgen diff` compares. `meta.signer` is the thumbprint the scripts name, if any."""
     renderer = Renderer(plan, meta)
-    return {path: work for path, _data, _sha, _size, work in _all_server_files(renderer, plan.servers, None, _discard, lambda: None) if work}
-
-
-def _discard(_path: str, _data: bytes) -> None:
-    """A store that keeps nothing: workers then send back only names and digests."""
+    return {path: work for path, _data, _sha, _size, work in _all_server_files(renderer, plan.servers, None, None, lambda: None, keep=False) if work}
 
 
 def bundle_marker(meta: Meta) -> dict:
@@ -240,17 +214,22 @@ def bundle_marker(meta: Meta) -> dict:
     return {"generator": "sfbgen", "sfbgen": meta.version, "topology_sha256": meta.digest}
 
 
-def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, serial: int = 1, renderer: type = Renderer) -> Iterator[tuple[str, bytes]]:
-    """Every file of the bundle, with its bytes, in a fixed order; MANIFEST.json last."""
-    return _bundle(plan, meta, signer, None, serial, renderer)  # type: ignore[return-value]  # no store: every file has its bytes
+def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, serial: int = 1, renderer: type = Renderer,
+                policy: CachePolicy | None = None) -> Iterator[tuple[str, bytes]]:
+    """Every file of the bundle, with its bytes, in a fixed order; MANIFEST.json last. `policy`: by
+    default CachePolicy.REFUSE when signing (no cached template code in what is signed), else USE."""
+    policy = policy or CachePolicy.for_signing(signer is not None)
+    return _bundle(plan, meta, signer, None, serial, renderer, policy)  # type: ignore[return-value]  # no store: every file has its bytes
 
 
-def store_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Store, serial: int = 1) -> int:
+def store_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Store, serial: int = 1,
+                 policy: CachePolicy | None = None) -> int:
     """Hand every file of the bundle to `store` and return how many there were. Server files are
     stored where they are made — in the worker processes, for a large topology — so their bytes never
     cross a pipe; `store` must therefore work from a forked process (writing a file does)."""
     count = 0
-    for path, data in _bundle(plan, meta, signer, store, serial):
+    policy = policy or CachePolicy.for_signing(signer is not None)
+    for path, data in _bundle(plan, meta, signer, store, serial, policy=policy):
         if data is not None:
             store(path, data)
         count += 1
@@ -276,46 +255,33 @@ def compile_file(
     default derived from the bundle already in `out` (manifest.next_serial).
     """
     from .bundle import BundleWriter
-    from .resources import refuse_cached_code
 
-    from .certificates import certificate_warnings
-
-    if signer is not None:
-        refuse_cached_code()  # what is signed is built from the grammar and templates themselves
-    from .diagnostics import sort_diagnostics
-
-    result = check_file(path, certificates=False)
-    if not result.ok:
-        sources = {result.source.name: result.source.text} if result.source else {}
-        raise DiagnosticsError(result.diagnostics, sources)
-    assert result.topology is not None and result.source is not None
+    # What is signed is built from the grammar and templates themselves, never from cached code.
+    policy = CachePolicy.for_signing(signer is not None)
     limits = limits or Limits()
-    limits.check_servers(result.topology, result.source.name)  # before planning anything
-    plan = build_plan(result.topology)
-    # The certificate warnings `check` gives, taken from the plan rather than computed a second time.
-    requests = [r for server in plan.servers for r in server.requests]
-    diagnostics = sort_diagnostics(result.diagnostics + certificate_warnings(requests, result.source.name))
-    # The file's name is written into every file: a name that is not UTF-8, or holds an escape, as its escapes.
-    meta = Meta.of(result.topology, visible_path(result.source.name), result.source.digest)
+    result = compile_path(path, policy=policy, limits=limits)
+    result.raise_for_errors()
+    assert result.plan is not None and result.meta is not None and result.source is not None
+    plan, meta, diagnostics = result.plan, result.meta, result.diagnostics
     out = Path(out)
     files: dict[str, bytes] = {}
     count = 0
-    limits.check_estimate(plan, meta, signer, result.source.name)  # before anything is written
+    limits.check_estimate(plan, meta, signer, result.source.name, policy)  # before anything is written
     if write:
         with limits.spending(result.source.name), BundleWriter(out, [Path(path), *protected]) as writer:
             # After BundleWriter has checked `out` (and finished a swap a killed run left half done).
             serial = manifest.next_serial(out, meta.digest, signer.thumbprint if signer else "", __version__, serial)
             if keep_files:
-                for name, data in iter_bundle(plan, meta, signer, serial):
+                for name, data in iter_bundle(plan, meta, signer, serial, policy=policy):
                     writer.add(name, data)
                     files[name] = data
                     count += 1
             else:
-                count = store_bundle(plan, meta, signer, writer.add, serial)
+                count = store_bundle(plan, meta, signer, writer.add, serial, policy=policy)
             writer.commit()
     else:
         serial = manifest.next_serial(out, meta.digest, signer.thumbprint if signer else "", __version__, serial)
-        for name, data in iter_bundle(plan, meta, signer, serial):
+        for name, data in iter_bundle(plan, meta, signer, serial, policy=policy):
             count += 1
             if keep_files:
                 files[name] = data
@@ -382,7 +348,8 @@ class Limits:
             + ("(nothing was written)" if estimated else "(what was made is removed; the output folder is as it was)"),
             "split the deployment into several topologies, or raise the limit with --max-output-mb", source)])
 
-    def check_estimate(self, plan: DeploymentPlan, meta: Meta, signer: Signer | None, source: str) -> None:
+    def check_estimate(self, plan: DeploymentPlan, meta: Meta, signer: Signer | None, source: str,
+                       policy: CachePolicy = CachePolicy.USE) -> None:
         """Refuse, before writing, a bundle whose estimated size passes the limit: a sample of servers,
         spread over the plan, rendered and their size scaled to all servers."""
         servers = plan.servers
@@ -390,7 +357,7 @@ class Limits:
             return
         step = max(1, len(servers) // _ESTIMATE_SAMPLE)
         sample = servers[::step][:_ESTIMATE_SAMPLE]
-        renderer = Renderer(plan, meta)
+        renderer = Renderer(plan, meta, policy)
         made = 0
         for server in sample:
             for name, text in renderer.server(server).items():

@@ -212,26 +212,16 @@ def _is_topology(path: Path) -> bool:
 
 def _planned(path: Path, signer: str):
     """(plan, meta, renderer) of a topology file, or raise its diagnostics."""
-    import dataclasses
-
-    from .api import check_file
-    from .plan import build_plan
-    from .render import Meta, Renderer
-
-    result = check_file(path, certificates=False)
-    if not result.ok:
-        sources = {result.source.name: result.source.text} if result.source else {}
-        raise DiagnosticsError(result.diagnostics, sources)
     from . import compiler
+    from .api import compile_path
+    from .render import Renderer
 
-    # A side is rendered in memory: as many servers as one compile may make, no more.
-    compiler.Limits(max_servers=compiler.DEFAULT_MAX_SERVERS).check_servers(result.topology, result.source.name)
-    plan = build_plan(result.topology)
-    # The file's name is written into every file: a name that is not UTF-8, or holds an escape, as its escapes.
-    meta = Meta.of(result.topology, visible_path(result.source.name), result.source.digest)
-    if signer:
-        meta = dataclasses.replace(meta, signer=signer)  # every script names the signer: as the other side
-    return plan, meta, Renderer(plan, meta)
+    # A side is rendered in memory: as many servers as one compile may make, no more. `signer`: every
+    # script names the signer, as the other side's do.
+    result = compile_path(path, limits=compiler.Limits(max_servers=compiler.DEFAULT_MAX_SERVERS), signer=signer)
+    result.raise_for_errors()
+    assert result.plan is not None and result.meta is not None
+    return result.plan, result.meta, Renderer(result.plan, result.meta)
 
 
 def snapshot(path: Path, signer: str = "") -> Snapshot:
@@ -263,9 +253,9 @@ def snapshots(old: Path, new: Path) -> tuple[Snapshot, Snapshot]:
         before = snapshot(old)
         return before, snapshot(new, signer=before.document.get("signer", ""))
     small = sum(_size(path) for path in (old, new)) < PARALLEL_MIN_BYTES
-    from .resources import usable_cores
+    from . import parallel
 
-    if small or usable_cores() < 2 or "fork" not in _start_methods():
+    if small or not parallel.can_fork():
         sides = [_Side(old), _Side(new)]
         for side in sides:
             side.plan()
@@ -303,36 +293,26 @@ def _snapshots_in_two_processes(old: Path, new: Path) -> tuple[Snapshot, Snapsho
     """OLD in a forked process, NEW in this one: each plans its side and sends the other its
     fingerprints, then renders what differs. A side with errors sends its diagnostics instead;
     OLD's are reported first, as in one process."""
-    import multiprocessing
+    from .parallel import Partner
 
-    context = multiprocessing.get_context("fork")
-    ours, theirs = context.Pipe()
-    child = context.Process(target=_plan_old_side, args=(old, theirs), daemon=True)
-    child.start()
-    theirs.close()
-    try:
+    with Partner(_plan_old_side, old) as partner:
         side, failure = _Side(new), None
         try:
             side.plan()
         except DiagnosticsError as exc:
             failure = exc
-        kind, payload = _receive(ours)  # OLD's fingerprints, or its diagnostics
+        kind, payload = partner.receive()  # OLD's fingerprints, or its diagnostics
         if kind == "errors":
             raise DiagnosticsError(*payload)
         if failure is not None:
             raise failure
-        ours.send(side.prints)
+        partner.send(side.prints)
         after = side.snapshot(payload)  # while OLD renders its side
-        kind, document = _receive(ours)
+        kind, document = partner.receive()
         return Snapshot(str(old), document), after
-    finally:
-        ours.close()
-        child.join(timeout=5)
-        if child.is_alive():
-            child.kill()
 
 
-def _plan_old_side(path: Path, pipe) -> None:
+def _plan_old_side(pipe, path: Path) -> None:
     """The forked process's half of `_snapshots_in_two_processes`."""
     side = _Side(path)
     try:
@@ -349,24 +329,11 @@ def _plan_old_side(path: Path, pipe) -> None:
     pipe.send(("document", side.snapshot(theirs).document))
 
 
-def _receive(pipe):
-    try:
-        return pipe.recv()
-    except EOFError:
-        raise RuntimeError("the process comparing the old side ended without an answer") from None
-
-
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
     except OSError:
         return 0  # reported as a diagnostic when the side is read
-
-
-def _start_methods() -> list[str]:
-    import multiprocessing
-
-    return multiprocessing.get_all_start_methods()
 
 
 def _rendered_work(renderer, server) -> dict[str, str]:

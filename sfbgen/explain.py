@@ -63,6 +63,7 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "SFB254": ("central_management_store on two standard_edition servers", "keep it on the first one"),
     "SFB255": ('media "\\\\files\\Media\\SfB" for an edge_pool', 'media "D:\\SfB"   (in the edge_pool)'),
     "SFB256": ("product 2015   (no windows_server, no cumulative_update)", 'cumulative_update "D:\\Updates\\SkypeServerUpdateInstaller.exe" arguments "/silentmode"'),
+    "SFB257": ("front_end con.contoso.com   (CON is a Windows device)", "front_end fe01.contoso.com"),
     "SFB258": ("product 2019", "product subscription (with its install_path, module_path, windows_server), or: end_of_support acknowledged"),
     "SFB263": ("standard_edition se01.contoso.com { web_services internal web.contoso.com }", "web_services external web.contoso.com"),
     "SFB264": ("director_pool d.contoso.com { web_services internal w.contoso.com  server d01.contoso.com }", "leave the internal web services FQDN as the pool's"),

@@ -3,7 +3,8 @@
 Python never connects to a server: these are generated files, listed in the signed manifest like the
 scripts, that run the same signed scripts in the runbook's order with the engine the organisation
 already runs. They are derived from the plan alone (`DeploymentPlan.steps`, the runbook's graph; a
-step is carried out according to its `task` — script, copy, publish, ca-wait — never its id or file):
+step is carried out according to its kind, `task` in the step table — script, copy, publish, ca-wait
+(plan.StepKind) — never its id or file):
 
 - `ansible/inventory.yml`: every server, grouped by pool and by role. Domain members connect with
   Kerberos over WinRM HTTP (5985; Kerberos encrypts the messages); Edge Servers, which are not domain
@@ -36,7 +37,7 @@ import json
 import re
 from pathlib import PurePosixPath
 
-from .plan import DeploymentPlan, RunbookStep, ServerPlan
+from .plan import DeploymentPlan, RunbookStep, ServerPlan, StepKind
 from .platform import fact
 from .powershell import cmdlet
 from .resources import resource_dir
@@ -46,8 +47,9 @@ from .resources import resource_dir
 # they are made of these characters, so no value can become a Jinja expression or YAML structure.
 _SAFE = re.compile(r"[A-Za-z0-9.:_+-]+(/[A-Za-z0-9._+-]+)*")
 
-# The tasks a runbook step can be (RunbookStep.task), and so the ones tasks/run-step.yml carries out.
-TASKS = ("script", "copy", "publish", "ca-wait")
+# The kinds of runbook step (plan.StepKind) a task file carries out (tasks/step-<kind>.yml, included by
+# tasks/run-step.yml): every kind but "manual", which no plan makes yet and no task file could do.
+TASKS = tuple(kind.value for kind in StepKind if kind is not StepKind.MANUAL)
 
 
 def safe(value: str) -> str:
@@ -149,13 +151,13 @@ def _name(text: str) -> list[str]:
 
 def _step_entry(step: RunbookStep, indent: str) -> list[str]:
     """One runbook step as the data tasks/run-step.yml reads (sfbgen_step)."""
-    if step.task not in TASKS:
-        raise ValueError(f"a runbook step no task file carries out: {step.id} ({step.task})")
+    if step.kind not in TASKS:
+        raise ValueError(f"a runbook step no task file carries out: {step.id} ({step.kind})")
     lines = [
         f"{indent}- id: {safe(step.id)}",
-        f"{indent}  task: {safe(step.task)}",
+        f"{indent}  task: {safe(step.kind)}",
     ]
-    if step.task == "script":
+    if step.kind == StepKind.SCRIPT:
         lines += [f"{indent}  script: {safe(_script_name(step))}",
                   # Step 3's secrets (the PFX password of an Edge pool's shared certificates, an account
                   # for an online CA) reach it on stdin as one line of JSON, never on a command line.

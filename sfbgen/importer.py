@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from .checks import _ABSOLUTE_PATH, fqdn_problem
 from .diagnostics import Diagnostic, Span, diagnostic
+from .pool_kinds import BY_KIND, NOT_DEPLOYED_ROLES, kind_of_cluster
 from .topology_xml import Cluster, Document, Service, read_document
 
 # ServiceVersion of the Skype for Business services, read from the real documents:
@@ -54,24 +55,9 @@ SIMPLE_URL_KINDS = {"meet": "meet", "dialin": "dialin", "admin": "admin", "cscp"
 # replaces before the document is used ([DOMAINID], $SkypeFQDN, %FQDN%, <server>).
 _PLACEHOLDER = re.compile(r"[\[\]$%<>]")
 
-# Roles whose clusters are servers sfbgen sets up; every other role is accounted for as not deployed.
-_NOT_DEPLOYED_ROLES = {
-    "UserStore": "SQL Server store (user)",
-    "ArchivingStore": "SQL Server store (archiving)",
-    "MonitoringStore": "SQL Server store (monitoring)",
-    "CentralMgmtStore": "SQL Server store (Central Management)",
-    "ApplicationStore": "SQL Server store (applications)",
-    "PersistentChatStore": "SQL Server store (Persistent Chat)",
-    "PersistentChatComplianceStore": "SQL Server store (Persistent Chat compliance)",
-    "FileStore": "file store",
-    "WacService": "Office Online Server",
-    "PstnGateway": "PSTN gateway or trunk",
-    "PersistentChatServer": "Persistent Chat server",
-    "TrustedApplicationPool": "trusted application pool",
-    "VideoInteropServer": "Video Interop Server",
-    "VideoGateway": "video gateway",
-    "ExternalServer": "external server",
-}
+# Roles whose clusters are servers sfbgen sets up are the pool kinds' (sfbgen/pool_kinds.py, XmlMatch);
+# every other role is accounted for as not deployed, by what it is (NOT_DEPLOYED_ROLES there).
+_NOT_DEPLOYED_ROLES = NOT_DEPLOYED_ROLES
 
 # Characters a name may not hold to be written as a name of the language (grammar/sfb.lark, WORD).
 _NOT_IN_NAME = re.compile(r'[\s{}"#]')
@@ -214,25 +200,22 @@ class _Importer:
         by_role = {s.role: s for s in services}
         site = self.doc.sites.get(cluster.site, (f"Site {cluster.site}", cluster.line))[0]
         registrar = by_role.get("Registrar")
-        if registrar is not None:
-            is_director = any(_flag(e.get("IsDirector")) for e in registrar.element.all("RegistrarService"))
-            if is_director:
-                pool = Pool("director", cluster, site)
-            else:
-                # Standard Edition keeps its user store on a SQL instance of its own cluster (SQL
-                # Express, instance 'rtc' in the real documents); an Enterprise pool on another server.
-                local = "UserStore" in by_role
-                pool = Pool("standard" if local else "enterprise", cluster, site)
-                pool.collocated_mediation = "MediationServer" in by_role
+        is_director = registrar is not None and any(_flag(e.get("IsDirector")) for e in registrar.element.all("RegistrarService"))
+        # The kind, by the services on the cluster (the registry's XmlMatch): a Registrar is a Director
+        # when it says IsDirector, a Standard Edition server when its user store is on a SQL instance of
+        # its own cluster (SQL Express, instance 'rtc' in the real documents), else a Front End pool.
+        kind = kind_of_cluster(set(by_role), is_director)
+        if kind is None:
+            return None
+        identifying = by_role[kind.xml.service]
+        pool = Pool(kind.kind, cluster, site, next_hop=self._next_hop(identifying) if kind.next_hops else None)
+        if "mediation" in kind.items:
+            pool.collocated_mediation = "MediationServer" in by_role
+        if kind.web_facing:
             self._web(pool, by_role.get("WebServices"))
-            return pool
-        if "EdgeServer" in by_role:
-            pool = Pool("edge", cluster, site, next_hop=self._next_hop(by_role["EdgeServer"]))
-            self._edge_fqdns(pool, by_role["EdgeServer"])
-            return pool
-        if "MediationServer" in by_role:
-            return Pool("mediation", cluster, site, next_hop=self._next_hop(by_role["MediationServer"]))
-        return None
+        if "access_edge" in kind.items:
+            self._edge_fqdns(pool, identifying)
+        return pool
 
     def _account_for(self, cluster: Cluster) -> None:
         """List a cluster sfbgen does not set up, by what runs on it."""
@@ -321,7 +304,7 @@ class _Importer:
             return None
         if any(s.role in ("CentralMgmtStore", "CentralMgmt") for s in self.doc.services):
             return None
-        return next((p for p in pools if p.kind == "standard"), None)
+        return next((p for p in pools if "central_management_store" in BY_KIND[p.kind].items), None)
 
     def simple_urls(self) -> list[tuple[str, str, str]]:
         """(kind, url, domain) for every simple URL; Topology Builder's defaults when the document has none."""
@@ -487,16 +470,14 @@ def _write(importer: _Importer, pools: list[Pool], source: str) -> str:
     return "\n".join(w.lines) + "\n"
 
 
-_KEYWORD = {"enterprise": "enterprise_pool", "standard": "standard_edition", "director": "director_pool", "mediation": "mediation_pool", "edge": "edge_pool"}
-
-
 def _write_pool(w: _Writer, pool: Pool) -> None:
     c = pool.cluster
     w.add(2, f"# line {c.line}")
-    w.add(2, f"{_KEYWORD[pool.kind]} {w.name(c.fqdn, c.line, 'pool FQDN')} {{")
+    kind = BY_KIND[pool.kind]
+    w.add(2, f"{kind.keyword} {w.name(c.fqdn, c.line, 'pool FQDN')} {{")
     if pool.next_hop:
         w.add(3, f"next_hop {w.name(pool.next_hop, c.line, 'next hop')}")
-    elif pool.kind in ("edge", "mediation"):
+    elif kind.next_hops:
         w.importer.error(c.line, f"the {pool.kind} pool {c.fqdn} depends on no Registrar, so it has no next hop", "set its next hop in Topology Builder, publish, and export again")
     if pool.kind == "edge":
         if (w.importer.options.media or "").startswith("\\\\"):
@@ -525,10 +506,9 @@ def _write_pool(w: _Writer, pool: Pool) -> None:
         w.add(3, "}")
         w.importer.warn("SFB428", c.line, f"the Edge pool {c.fqdn}'s external certificate is taken as an offline request to a public CA (the document does not say)",
                         "confirm it, or import with --edge-external topology to request it like every other certificate")
-    if pool.kind != "standard":
-        member = "front_end" if pool.kind == "enterprise" else "server"
+    if kind.member_keyword is not None:
         for machine in c.machines:
-            w.add(3, f"{member} {w.name(machine.fqdn, machine.line, 'server FQDN')}")
+            w.add(3, f"{kind.member_keyword} {w.name(machine.fqdn, machine.line, 'server FQDN')}")
     elif len(c.machines) != 1 or c.machines[0].fqdn.lower() != c.fqdn.lower():
         w.importer.error(c.line, f"the Standard Edition server {c.fqdn} lists the machines {', '.join(m.fqdn for m in c.machines) or '(none)'}, not itself", "a Standard Edition server is one computer with the pool's FQDN")
     w.add(2, "}")

@@ -139,29 +139,21 @@ class EdgePool(PoolBase):
     internal_certificates: CertificatePolicy | None = None
 
 
+# One class per pool kind of sfbgen/pool_kinds.py (KINDS' `model`; tests/test_plan_rules.py keeps them equal).
 Pool = Annotated[
     Union[EnterprisePool, StandardEditionServer, DirectorPool, MediationPool, EdgePool],
     Field(discriminator="kind"),
 ]
 
-# Pools whose servers run the Front End role and can be a next hop for Edge and Mediation pools.
-FRONT_END_KINDS = ("enterprise", "standard")
 
-ROLE_OF_KIND = {
-    "enterprise": "FrontEnd",
-    "standard": "StandardEdition",
-    "director": "Director",
-    "mediation": "Mediation",
-    "edge": "Edge",
-}
+def __getattr__(name: str):
+    # What each kind of pool is lives in one registry (sfbgen/pool_kinds.py); these tables of it keep
+    # their old names here for the code that reads them as the model's.
+    if name in ("FRONT_END_KINDS", "ROLE_OF_KIND", "POOL_WORD"):
+        from . import pool_kinds
 
-POOL_WORD = {
-    "enterprise": "Enterprise Edition Front End pool",
-    "standard": "Standard Edition server",
-    "director": "Director pool",
-    "mediation": "Mediation pool",
-    "edge": "Edge pool",
-}
+        return getattr(pool_kinds, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Site(Node):

@@ -11,7 +11,8 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from .diagnostics import Diagnostic, Span, diagnostic
-from .resources import cache_dir, resource_dir
+from .pool_kinds import KINDS
+from .resources import CachePolicy, cache_dir, resource_dir
 
 # Words a user knows, for the terminals Lark reports as expected.
 _TERMINAL_WORDS = {
@@ -27,11 +28,8 @@ _BLOCK_KEYWORDS = {
     "topology": "topology",
     "site": "site",
     "certificates": "certificates block",
-    "enterprise_pool": "pool",
-    "standard_edition": "Standard Edition server",
-    "director_pool": "pool",
-    "mediation_pool": "pool",
-    "edge_pool": "pool",
+    # Every pool block (sfbgen/pool_kinds.py): "pool", or the word of a pool that is its one server.
+    **{kind.keyword: "pool" if kind.member_keyword else kind.word for kind in KINDS},
 }
 
 _BLOCK_TYPES = {keyword.upper() for keyword in _BLOCK_KEYWORDS} - {"TOPOLOGY"}
@@ -90,11 +88,12 @@ class _WholeWords:
 
 
 @cache
-def _parser() -> Lark:
+def _parser(policy: CachePolicy = CachePolicy.USE) -> Lark:
     grammar = (resource_dir("grammar") / "sfb.lark").read_text(encoding="utf-8")
     # The built LALR tables are cached (keyed by the grammar's hash and the lexer's setup): a warm
-    # start is then mostly I/O.
-    folder = cache_dir()
+    # start is then mostly I/O. Under CachePolicy.REFUSE (a run that signs) a parser built from the
+    # grammar itself, kept apart from the one a run that used the cache built.
+    folder = cache_dir(policy)
     key = hashlib.sha256(grammar.encode() + b"\0whole-words").hexdigest()[:16]
     cache = str(folder / f"grammar-{key}.lark") if folder else False
     return Lark(grammar, parser="lalr", propagate_positions=True, cache=cache, maybe_placeholders=False, postlex=_WholeWords())
@@ -119,7 +118,7 @@ def _kind(token: Token | None) -> str:
 MAX_SYNTAX_ERRORS = 25
 
 
-def parse(text: str, file: str) -> tuple[Tree | None, list[Diagnostic]]:
+def parse(text: str, file: str, policy: CachePolicy = CachePolicy.USE) -> tuple[Tree | None, list[Diagnostic]]:
     """Parse `text`; return the tree, or None and a diagnostic for every syntax error.
 
     After an error the parser recovers at the statement: the statement holding the error (a block
@@ -130,7 +129,7 @@ def parse(text: str, file: str) -> tuple[Tree | None, list[Diagnostic]]:
         return None, [diagnostic(
             "SFB110", Span.point(1, 1), "this is an XML topology document, not a topology in the sfbgen language",
             "turn it into one with: sfbgen import " + (file if " " not in file else f'"{file}"') + " --out topo.sfb", file)]
-    parser = _parser()
+    parser = _parser(policy)
     errors: list[Diagnostic] = []
     current, last = text, -1
     while len(errors) < MAX_SYNTAX_ERRORS:

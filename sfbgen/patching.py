@@ -40,9 +40,9 @@ from pathlib import Path, PureWindowsPath
 
 from . import model as m
 from .diagnostics import DiagnosticsError, Span, UsageError, diagnostic
-from .plan import DeploymentPlan, RunbookStep, Script, ServerPlan, _StepGraph, _server_plans
+from .plan import DeploymentPlan, RunbookStep, Script, ServerPlan, _StepGraph, _server_plans, step_id
 from .platform import fact, windows_features
-from .render import Meta, Renderer, render_template
+from .render import Renderer
 
 PATCH_SCRIPT = "Patch-Server.ps1"
 BACK_END_SCRIPT = "Patch-BackEnd.ps1"
@@ -270,14 +270,14 @@ def build_patch_plan(topology: m.Topology, settings: PatchSettings, source: str 
                 hop = getattr(pool, "next_hop", None)
                 target = by_fqdn.get(hop.value.lower()) if hop is not None else None
                 after = [last_of_pool[id(target)]] if target is not None and id(target) in last_of_pool else []
-            ids.append(g.add(f"{plan.fqdn}:patch", plan.fqdn, _action(procedure, plan), f"{plan.fqdn}/{PATCH_SCRIPT}", after,
+            ids.append(g.add(step_id(plan.fqdn, "patch"), plan.fqdn, _action(procedure, plan), f"{plan.fqdn}/{PATCH_SCRIPT}", after,
                              _verify_text(procedure), _failure_text(procedure)))
         if pool.kind == "enterprise" and pool_members:
             first = pool_members[0]
             first.back_end = dataclasses.replace(first.patch, sql_server=back_ends[pool.fqdn.value.lower()],
                                                  exclude_collocated=pool.fqdn.value.lower() in collocated)
             first.scripts.append(_BACK_END)
-            ids.append(g.add(f"{pool.fqdn.value}:back-end", first.fqdn,
+            ids.append(g.add(step_id(pool.fqdn.value, "back-end"), first.fqdn,
                              f"Update the back end databases of {pool.fqdn.value} (Install-CsDatabase -Update -ConfiguredDatabases -SqlServerFqdn "
                              f"{back_ends[pool.fqdn.value.lower()]})", f"{first.fqdn}/{BACK_END_SCRIPT}", [ids[-1]],
                              "the script ends with SUCCESS: Install-CsDatabase reported no error; its record names the installer",
@@ -369,11 +369,11 @@ class PatchRenderer(Renderer):
                 # source and target pools" (Invoke-CsComputerFailOver.md): the other members are second hops.
                 checks += [("remoting", other, other) for other in s.patch.members if other != s.fqdn]
             hops[s.fqdn] = checks
-        return render_template("invoke-runbook.ps1.j2", meta=self.meta, servers=self.plan.servers, steps=self.plan.steps, root_manifest=ROOT_NAME, hops=hops)
+        return self.render("invoke-runbook.ps1.j2", meta=self.meta, servers=self.plan.servers, steps=self.plan.steps, root_manifest=ROOT_NAME, hops=hops)
 
     def runbook(self, signing: dict) -> str:
         plan = self.plan
-        return render_template("patch-runbook.md.j2", plan=plan, meta=self.meta, waves=plan.waves(), signing=signing,
+        return self.render("patch-runbook.md.j2", plan=plan, meta=self.meta, waves=plan.waves(), signing=signing,
                                settings=plan.settings, windows=plan.windows, failover_wait=fact("patch_failover_wait_minutes"),
                                resiliency=fact("patch_back_end_resiliency_minutes"))
 
@@ -393,34 +393,23 @@ def patch_file(path: str | Path, out: str | Path, settings: PatchSettings, signe
                protected: tuple[Path, ...] = (), serial: int | None = None) -> PatchResult:
     """Check the topology at `path`, plan the patch and write its bundle to `out` (replaced whole, atomically)."""
     from . import __version__, manifest
-    from .api import check_file
+    from .api import compile_path
     from .bundle import BundleWriter
-    from .compiler import iter_bundle
-    from .display import visible_path
-    from .resources import refuse_cached_code
+    from .compiler import Limits, iter_bundle
+    from .resources import CachePolicy
 
-    if signer is not None:
-        refuse_cached_code()
-    result = check_file(path, certificates=False)
-    if not result.ok:
-        sources = {result.source.name: result.source.text} if result.source else {}
-        raise DiagnosticsError(result.diagnostics, sources)
-    assert result.topology is not None and result.source is not None
-    from .compiler import Limits
-
-    Limits().check_servers(result.topology, result.source.name)  # as compile: before planning anything
-    try:
-        plan = build_patch_plan(result.topology, settings, result.source.name)
-    except DiagnosticsError as exc:
-        exc.sources = {result.source.name: result.source.text}
-        raise
-    meta = Meta.of(result.topology, visible_path(result.source.name), result.source.digest)
+    # As compile: no cached code when signing; the server count checked before planning anything.
+    policy = CachePolicy.for_signing(signer is not None)
+    result = compile_path(path, policy=policy, limits=Limits(),
+                          planner=lambda topology, name: build_patch_plan(topology, settings, name))
+    result.raise_for_errors()
+    plan, meta = result.plan, result.meta
     out = Path(out)
     files: dict[str, bytes] = {}
     count = 0
     with BundleWriter(out, [Path(path), *protected]) as writer:
         serial = manifest.next_serial(out, _work_digest(meta.digest, settings), signer.thumbprint if signer else "", __version__, serial)
-        for name, data in iter_bundle(plan, meta, signer, serial, renderer=PatchRenderer):
+        for name, data in iter_bundle(plan, meta, signer, serial, renderer=PatchRenderer, policy=policy):
             writer.add(name, data)
             count += 1
             if keep_files:

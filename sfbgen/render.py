@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import hashlib
 import json
 import re
 from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import cache
 from pathlib import PurePath
 
 from . import __version__
 from . import model as m
+from pydantic import BaseModel
+
+from .diagnostics import Span
 from .plan import (
     EDGE_CONFIG_ZIP,
     STEP_FILES,
@@ -18,9 +25,8 @@ from .plan import (
     ServerPlan,
 )
 from .platform import fact, product, windows_features
-from .diagnostics import NO_SPAN
 from .powershell import Raw, cmdlet, comment, quote, var
-from .resources import cache_dir, resource_dir
+from .resources import CachePolicy, cache_dir, resource_dir
 
 BOM = "\ufeff"
 
@@ -123,16 +129,18 @@ def mermaid_graph(plan, node_ids: dict[str, str]) -> dict:
     return {**result, "level": "wave", "nodes": wave_nodes, "edges": wave_edges}
 
 
-def _bytecode_cache():
+def _bytecode_cache(policy: CachePolicy):
     """Compiled templates kept between runs (as the parser keeps its tables): a warm start skips compiling."""
     from jinja2 import FileSystemBytecodeCache
 
-    folder = cache_dir()
+    folder = cache_dir(policy)
     return FileSystemBytecodeCache(str(folder)) if folder else None
 
 
 @cache
-def _environment():
+def _environment(policy: CachePolicy = CachePolicy.USE):
+    """One Jinja environment per cache policy: the REFUSE one compiles every template from its source
+    and never shares a compiled template with the USE one (each environment keeps its own)."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     env = Environment(
@@ -143,7 +151,7 @@ def _environment():
         lstrip_blocks=True,
         autoescape=False,
         auto_reload=False,  # templates do not change during a run; do not stat them for every file
-        bytecode_cache=_bytecode_cache(),
+        bytecode_cache=_bytecode_cache(policy),
     )
     env.filters.update(ps=quote, comment=comment, md=markdown_text, mdcode=markdown_code, mermaid=_mermaid_label)
     env.globals.update(cs=cmdlet, var=var, raw=Raw, fact=fact, pool_word=lambda pool: m.POOL_WORD[pool.kind])
@@ -151,11 +159,12 @@ def _environment():
 
 
 @cache
-def _template(name: str):
-    return _environment().get_template(name)
+def _template(name: str, policy: CachePolicy = CachePolicy.USE):
+    return _environment(policy).get_template(name)
 
 
 def render_template(name: str, **context) -> str:
+    """A template rendered under CachePolicy.USE; a Renderer renders under its own policy (Renderer.render)."""
     return _template(name).render(**context)
 
 
@@ -180,16 +189,21 @@ def _certificate_jobs(server: ServerPlan) -> list[dict]:
 class Renderer:
     """Renders the files of one plan; what every server needs to know of the others is computed once."""
 
-    def __init__(self, plan: DeploymentPlan, meta: Meta):
+    def __init__(self, plan: DeploymentPlan, meta: Meta, policy: CachePolicy = CachePolicy.USE):
         self.plan = plan
         self.meta = meta
+        self.policy = policy
         self.members: dict[int, list[str]] = {}
         for server in plan.servers:
             self.members.setdefault(id(server.pool), []).append(server.fqdn)
         self.edges = [s.fqdn for s in plan.servers if s.is_edge]
-        self._plain_pools: dict[int, tuple] = {}
+        self._digests: dict[int, tuple] = {}  # id -> (object, digest): ContextDigest's memo for this plan
+        self._base_data: object = None
         self.base = dict(
-            meta=meta,
+            # The scripts see the settings, not the provenance: the file's name, its digest and sfbgen's
+            # version are only in the runbook, plan.json and the manifests (so a script's bytes change
+            # only with its work, and the fingerprint of its context with them).
+            meta=dataclasses.replace(meta, source="", digest="", version=""),
             files=STEP_FILES,
             edge_config_zip=EDGE_CONFIG_ZIP,
             edge_config_host=plan.edge_config_host.fqdn if plan.edge_config_host else "",
@@ -197,12 +211,17 @@ class Renderer:
             # templates receive markers, which `arrange` replaces by what each script needs.
             shared=dict(functions=_FUNCTIONS_MARK, runner=_RUNNER_MARK),
         )
-        self.helpers = Helpers(render_template("_functions.ps1.j2").rstrip("\n"))
-        self.runner = render_template("_runner.ps1.j2").rstrip("\n")
+        self.helpers = Helpers(self.render("_functions.ps1.j2").rstrip("\n"))
+        self.runner = self.render("_runner.ps1.j2").rstrip("\n")
 
-    def server(self, server: ServerPlan) -> dict[str, str]:
-        """The scripts of one server's bundle: {file name: text with LF line ends}."""
-        extra = {
+    def render(self, name: str, **context) -> str:
+        """A template rendered under this renderer's cache policy."""
+        return _template(name, self.policy).render(**context)
+
+    def contexts(self, server: ServerPlan) -> list[tuple[str, str, dict]]:
+        """(file name, template, context) of each of `server`'s scripts: exactly what `server()` renders
+        and `fingerprint()` digests."""
+        extra: dict[str, dict] = {
             # Steps 0, 1 and 2 install the role's Windows features (the first script on a server before SQL Server Express).
             "prepare-cms": dict(features=windows_features(server.roles, self.meta.product)),
             "local-store": dict(features=windows_features(server.roles, self.meta.product)),
@@ -213,11 +232,13 @@ class Renderer:
             "verify-bundle": dict(manifest_name="manifest.psd1"),
         }
         expect = published_expectations(server)
-        return {
-            script.filename: self.arrange(
-                render_template(f"{script.kind}.ps1.j2", s=server, script=script, expect=expect, **self.base, **extra.get(script.kind, {})))
-            for script in server.scripts
-        }
+        return [(script.filename, f"{script.kind}.ps1.j2",
+                 dict(s=server, script=script, expect=expect, **self.base, **extra.get(script.kind, {})))
+                for script in server.scripts]
+
+    def server(self, server: ServerPlan) -> dict[str, str]:
+        """The scripts of one server's bundle: {file name: text with LF line ends}."""
+        return {filename: self.arrange(self.render(template, **context)) for filename, template, context in self.contexts(server)}
 
     def arrange(self, text: str) -> str:
         """A step script in reading order: header, param and values; `function Invoke-Main` (the step's
@@ -230,34 +251,30 @@ class Renderer:
         head, rest = text.split(_FUNCTIONS_MARK, 1)
         body, runner_mark, tail = rest.partition(_RUNNER_MARK)
         runner = self.runner if runner_mark else ""
-        own = split_blocks(body.strip("\n"))
+        own = _own_blocks(body.strip("\n"))
         main = [b for b in own if b.name == "Invoke-Main" and b.kind == "function"]
         functions = [b for b in own if b.kind == "function" and b not in main]
         statements = [b for b in own if b.kind != "function"]
         roots = "\n".join([head, *(b.text for b in main + statements), runner, tail])
         needed = self.helpers.needed(roots, functions)
         functions = [b for b in functions if block_key(b) in needed]
-        shared = [b for b in self.helpers.blocks if block_key(b) in needed or not b.name]
+        shared = [b for b, key in zip(self.helpers.blocks, self.helpers.keys) if key in needed or not b.name]
         return head + "\n\n".join(b.text for b in main + functions + shared + statements) + "\n\n" + runner + tail
 
     def fingerprint(self, server: ServerPlan) -> str:
-        """A digest of everything `server()` renders from for this server: equal fingerprints render
-        equal scripts, so `sfbgen diff` renders only the servers whose fingerprints differ. Source
-        positions are left out (they move when lines are added above, and no script shows them)."""
-        import dataclasses
-        import hashlib
-
-        state = {f.name: getattr(server, f.name) for f in dataclasses.fields(server) if f.name not in ("pool", "span")}
-        state["requests"] = [dataclasses.replace(r, origin=NO_SPAN) for r in server.requests]
-        state.pop("certificates"), state.pop("oauth")
-        pool = self._plain_pools.get(id(server.pool))
-        if pool is None:  # a pool's members share it: made once per pool
-            pool = self._plain_pools[id(server.pool)] = _plain(server.pool)
-        context = (
-            pool, sorted(state.items()), self.members[id(server.pool)], self.edges,
-            self.base["edge_config_host"], dataclasses.replace(self.meta, source="", digest="", version=""),
-        )
-        return "fp:" + hashlib.sha256(repr(context).encode("utf-8")).hexdigest()
+        """The SHA-256 of exactly what `server()` renders for this server — each script's template and
+        the context it receives (`contexts`), serialised by `context_data` — so equal fingerprints render
+        equal scripts, and `sfbgen diff` renders only the servers whose fingerprints differ. Source
+        positions are left out (they move when lines are added above, and no script shows them); the
+        shared helpers and the runner are rendered without a context, the same for every server."""
+        digest = ContextDigest(self._digests)
+        if self._base_data is None:  # the same in every script's context: digested once
+            self._base_data = digest.data(self.base)
+        base = self.base
+        data = [(filename, template, self._base_data,
+                 digest.data({k: v for k, v in context.items() if k not in base}))
+                for filename, template, context in self.contexts(server)]
+        return "fp:" + hashlib.sha256(repr(data).encode("utf-8")).hexdigest()
 
     def invoke_runbook(self) -> str:
         """Invoke-Runbook.ps1: the runbook walked over PowerShell Remoting, from an admin workstation."""
@@ -286,7 +303,7 @@ class Renderer:
             if s.starts_pool:
                 checks += [("remoting", other, other) for other in members[id(s.pool)] if other != s.fqdn]
             hops[s.fqdn] = checks
-        return render_template("invoke-runbook.ps1.j2", meta=self.meta, servers=self.plan.servers, steps=self.plan.steps, root_manifest=ROOT_NAME, hops=hops)
+        return self.render("invoke-runbook.ps1.j2", meta=self.meta, servers=self.plan.servers, steps=self.plan.steps, root_manifest=ROOT_NAME, hops=hops)
 
     def plan_json(self, work: dict[str, str] | None = None) -> str:
         return json_lines(plan_document(self.plan, self.meta, work or {}))
@@ -308,7 +325,7 @@ class Renderer:
             if server.windows_source:
                 sources.setdefault(server.windows_source, []).append(server.fqdn)
         shared = sorted({r.pfx_name for server in plan.servers for r in server.requests if r.scope == "pool"})
-        return render_template(
+        return self.render(
             "RUNBOOK.md.j2",
             media_places=list(media_places.items()),
             windows_sources=list(sources.items()),
@@ -388,6 +405,8 @@ def split_blocks(text: str) -> list[Block]:
 
 def _code_part(line: str) -> str:
     """A line without its trailing comment: a `#` outside quotes, at the start or after a blank."""
+    if "#" not in line:  # most lines: nothing to cut
+        return line
     quote = ""
     for position, char in enumerate(line):
         if quote:
@@ -405,11 +424,26 @@ _WORD = re.compile(r"\$(?:script:)?([A-Za-z_]\w*)|(?<![\w$-])([A-Za-z][\w]*-[\w-
 
 def _references(text: str) -> set[str]:
     """The variable names (`$Name`, `$script:Name`) and Verb-Noun words in code, comments left out."""
-    found = set()
+    found: set[str] = set()
     for line in text.split("\n"):
-        for variable, word in _WORD.findall(_code_part(line)):
-            found.add(("$" + variable).lower() if variable else word.lower())
+        found |= _line_references(line)
     return found
+
+
+# A line's references, by its text: the same template lines recur in every server's scripts, so each
+# distinct line is scanned once (the memory it takes is bounded: emptied past _LINE_CACHE_MAX lines).
+_line_cache: dict[str, frozenset[str]] = {}
+_LINE_CACHE_MAX = 200_000
+
+
+def _line_references(line: str) -> frozenset[str]:
+    known = _line_cache.get(line)
+    if known is None:
+        known = frozenset(("$" + variable).lower() if variable else word.lower() for variable, word in _WORD.findall(_code_part(line)))
+        if len(_line_cache) >= _LINE_CACHE_MAX:
+            _line_cache.clear()
+        _line_cache[line] = known
+    return known
 
 
 class Helpers:
@@ -417,21 +451,51 @@ class Helpers:
 
     def __init__(self, text: str):
         self.blocks = split_blocks(text)
-        self.uses = {block_key(b): _references(b.text) for b in self.blocks if b.name}
+        self.keys = [block_key(b) for b in self.blocks]  # each block's key, in the blocks' order
+        self.uses = {key: _references(b.text) for b, key in zip(self.blocks, self.keys) if b.name}
 
-    def needed(self, text: str, own: list[Block] = ()) -> set[str]:
+    def needed(self, text: str, own: Sequence[Block] = ()) -> set[str]:
         """The keys (`block_key`) of the blocks, shared or the script's `own`, that `text` calls or
         reads, directly or through another block."""
-        uses = dict(self.uses)
-        uses.update((block_key(b), _references(b.text)) for b in own if b.name)
-        todo = list(_references(text) & uses.keys())
+        own_uses = {block_key(b): _block_references(b.text) for b in own if b.name}
+        uses = {**self.uses, **own_uses} if own_uses else self.uses
+        todo = [key for key in _references(text) if key in uses]
         needed: set[str] = set()
         while todo:
             key = todo.pop()
             if key not in needed:
                 needed.add(key)
-                todo.extend(uses[key] & uses.keys())
+                todo.extend(other for other in uses[key] if other in uses)
         return needed
+
+
+# A script's own blocks, by the text of its body: many servers' scripts have the same body (read only).
+_body_cache: dict[str, list[Block]] = {}
+
+
+def _own_blocks(text: str) -> list[Block]:
+    known = _body_cache.get(text)
+    if known is None:
+        known = split_blocks(text)
+        if len(_body_cache) >= 4096:
+            _body_cache.clear()
+        _body_cache[text] = known
+    return known
+
+
+# A block's references, by its text: a template's own functions are mostly the same text in every
+# server's script (bounded as _line_cache is).
+_block_cache: dict[str, frozenset[str]] = {}
+
+
+def _block_references(text: str) -> frozenset[str]:
+    known = _block_cache.get(text)
+    if known is None:
+        known = frozenset(_references(text))
+        if len(_block_cache) >= _LINE_CACHE_MAX // 10:
+            _block_cache.clear()
+        _block_cache[text] = known
+    return known
 
 
 def block_key(block: Block) -> str:
@@ -439,16 +503,57 @@ def block_key(block: Block) -> str:
     return ("$" + block.name if block.kind == "variable" else block.name).lower()
 
 
-def _plain(value):
-    """A model as nested tuples of its fields, without source positions."""
-    from pydantic import BaseModel
+class ContextDigest:
+    """A template context as plain data, deterministically: values as they are, lists and tuples as
+    tuples, sets sorted, dicts as their items, enums by value, dataclasses and pydantic models as
+    (type, their fields) without source spans. A model or dataclass (a pool, a server's plan, a
+    certificate request) is digested once, where it first appears, and stands as ("ref", digest)
+    wherever it appears again: the pool its members share is serialised once per plan (`memo`, kept by
+    the Renderer; it keeps each object alive, so that an id is never reused). Anything else is
+    refused (TypeError): a template input this does not know must be taught here, never skipped."""
 
-    if isinstance(value, BaseModel):
-        return (type(value).__name__,) + tuple(
-            (name, _plain(getattr(value, name, None))) for name in type(value).model_fields if name != "span" and not name.endswith("_span"))
-    if isinstance(value, (tuple, list)):
-        return tuple(_plain(v) for v in value)
-    return value
+    def __init__(self, memo: dict[int, tuple]):
+        self.memo = memo
+
+    def data(self, value):
+        if value is None or type(value) in _SCALARS:
+            return value
+        data = self.data
+        if isinstance(value, Span):  # a named tuple: before the tuples
+            return None  # source positions: no script shows them
+        if isinstance(value, (list, tuple)):
+            return tuple([data(v) for v in value])
+        if isinstance(value, (str, int, float)):  # subclasses (bool is an int)
+            return (type(value).__qualname__, repr(value)) if isinstance(value, enum.Enum) else value
+        if isinstance(value, dict):
+            return ("dict",) + tuple([(k, data(v)) for k, v in value.items()])
+        if isinstance(value, (set, frozenset)):
+            return ("set",) + tuple(sorted(data(v) for v in value))
+        if isinstance(value, enum.Enum):
+            return (type(value).__qualname__, value.value)
+        known = self.memo.get(id(value))
+        if known is not None:
+            return known[1]
+        kind = type(value)
+        names = _FIELDS.get(kind)
+        if names is None:
+            if issubclass(kind, BaseModel):
+                names = tuple(n for n in kind.model_fields if n != "span" and not n.endswith("_span"))
+            elif dataclasses.is_dataclass(kind):
+                names = tuple(f.name for f in dataclasses.fields(kind) if f.name != "span")
+            elif isinstance(value, PurePath):
+                return ("path", str(value))
+            else:
+                raise TypeError(f"a template context holds a {kind.__name__}, which ContextDigest does not know")
+            _FIELDS[kind] = names
+        plain = (kind.__qualname__,) + tuple([(n, data(getattr(value, n, None))) for n in names])
+        reference = ("ref", hashlib.sha256(repr(plain).encode("utf-8")).hexdigest())
+        self.memo[id(value)] = (value, reference)
+        return reference
+
+
+_SCALARS = frozenset({str, int, float, bool})
+_FIELDS: dict[type, tuple[str, ...]] = {}  # the fields ContextDigest reads, by type
 
 
 # The shape of plan.json, read back by `sfbgen diff` (sfbgen/difference.py validates it): raised when

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from functools import cache
 from pathlib import Path
@@ -22,14 +23,18 @@ def resource_dir(name: str) -> Path:
     raise FileNotFoundError(f"sfbgen is installed without its {name!r} folder")
 
 
-_cached_code_allowed = True
+class CachePolicy(enum.Enum):
+    """Whether a run may load cached code from disk (the parser tables are pickles, template bytecode is
+    code). Passed by the caller to what builds the parser and the templates: a run that signs what it
+    writes passes REFUSE and gets both built afresh from the grammar and templates themselves, whatever
+    an earlier run in the same process used."""
 
+    USE = "use"
+    REFUSE = "refuse"
 
-def refuse_cached_code() -> None:
-    """From now on, in this process, load no cached code from disk (the parser tables are pickles,
-    template bytecode is code): a run that signs what it writes builds both afresh."""
-    global _cached_code_allowed
-    _cached_code_allowed = False
+    @classmethod
+    def for_signing(cls, signing: bool) -> CachePolicy:
+        return cls.REFUSE if signing else cls.USE
 
 
 def _private(path: Path, uid: int) -> bool:
@@ -41,15 +46,16 @@ def _private(path: Path, uid: int) -> bool:
     return stat.S_ISDIR(info.st_mode) and info.st_uid == uid and not info.st_mode & 0o077
 
 
-def cache_dir() -> Path | None:
+def cache_dir(policy: CachePolicy = CachePolicy.USE) -> Path | None:
     """A private folder for caches (parser tables, compiled templates), or None when there is none.
 
     The caches hold code, so a file another user planted there would run as ours. The folder is the
     user's own cache folder, never the shared temp folder; it is used only when it and the folder
     holding it are ours (or root's for the latter) and closed to others, with no link along the way
-    we create (`sfbgen/<version>`, mode 0700, checked with lstat), and never in a run that signs.
+    we create (`sfbgen/<version>`, mode 0700, checked with lstat), and never under CachePolicy.REFUSE
+    (a run that signs).
     """
-    if not _cached_code_allowed:
+    if policy is CachePolicy.REFUSE:
         return None
     return _checked_cache_dir()
 

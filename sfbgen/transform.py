@@ -14,6 +14,7 @@ from lark import Token, Transformer, Tree, v_args
 
 from . import model as m
 from .diagnostics import Diagnostic, Span, diagnostic
+from .pool_kinds import BY_KEYWORD, KINDS, PoolKind
 
 
 class Item(NamedTuple):
@@ -50,16 +51,9 @@ def _number(token: Token) -> m.Number:
 # 10/14/2025). Subscription Edition follows the Modern Lifecycle Policy: no end date.
 END_OF_SUPPORT = {"2015": "2025-10-14", "2019": "2025-10-14"}
 
-# Which pool statements each kind of pool allows, and which ones repeat.
-_POOL_ITEMS = {
-    "enterprise": {"front_end", "web_services", "mediation", "certificates", "media", "windows_source"},
-    "standard": {"web_services", "mediation", "certificates", "media", "windows_source", "central_management_store"},
-    "director": {"server", "web_services", "certificates", "media", "windows_source"},
-    "mediation": {"server", "next_hop", "certificates", "media", "windows_source"},
-    "edge": {"server", "next_hop", "access_edge", "webconf_edge", "av_edge", "certificates", "internal_certificates", "media", "windows_source"},
-}
-_REPEATABLE = {"front_end", "server", "sip_domain", "simple_url", "site", "pool"}
-_MEMBER_WORD = {"enterprise": "front_end", "director": "server", "mediation": "server", "edge": "server"}
+# Which statements repeat: every kind's member keyword (front_end, server), and these. Which ones
+# each kind of pool allows is the registry's (PoolKind.items).
+_REPEATABLE = {"sip_domain", "simple_url", "site", "pool"} | {k.member_keyword for k in KINDS if k.member_keyword}
 
 
 @v_args(meta=True)
@@ -259,43 +253,30 @@ class TopologyBuilder(Transformer):
     def pool_body(self, meta, children):
         return list(children)
 
-    def _pool(self, kind: str, meta, children):
+    def __default__(self, data, children, meta):
+        # Every pool block (enterprise_pool, standard_edition, ...) is one rule named by its keyword
+        # in the registry (sfbgen/pool_kinds.py), built by `_pool`; Lark calls this for a rule that
+        # has no method of its own.
+        kind = BY_KEYWORD.get(data)
+        if kind is None:
+            return super().__default__(data, children, meta)
+        return self._pool(kind, meta, children)
+
+    def _pool(self, kind: PoolKind, meta, children):
         fqdn, *body = children
         items = body[0] if body else []
-        fields = self._collect(items, m.POOL_WORD[kind].replace("Enterprise Edition ", ""), _POOL_ITEMS[kind])
-        members = fields.pop(_MEMBER_WORD.get(kind, "server"), [])
+        fields = self._collect(items, kind.block, set(kind.items))
+        members = fields.pop(kind.member_keyword, []) if kind.member_keyword else []
         web = fields.pop("web_services", None)
         values: dict[str, Any] = dict(span=_meta_span(meta), fqdn=_name(fqdn), site="", **fields)
-        if kind == "standard":
+        if kind.member_keyword is None:
             # A Standard Edition server is its own (only) member.
             values["servers"] = (m.Server.make(span=_span(fqdn), fqdn=_name(fqdn)),)
         else:
             values["servers"] = tuple(members)
         if web:
             values.update(web)
-        cls = {
-            "enterprise": m.EnterprisePool,
-            "standard": m.StandardEditionServer,
-            "director": m.DirectorPool,
-            "mediation": m.MediationPool,
-            "edge": m.EdgePool,
-        }[kind]
-        return cls.make(**values)
-
-    def enterprise_pool(self, meta, children):
-        return self._pool("enterprise", meta, children)
-
-    def standard_edition(self, meta, children):
-        return self._pool("standard", meta, children)
-
-    def director_pool(self, meta, children):
-        return self._pool("director", meta, children)
-
-    def mediation_pool(self, meta, children):
-        return self._pool("mediation", meta, children)
-
-    def edge_pool(self, meta, children):
-        return self._pool("edge", meta, children)
+        return kind.model.make(**values)
 
     def front_end(self, meta, children):
         return Item("front_end", m.Server.make(span=_meta_span(meta), fqdn=_name(children[0])), _meta_span(meta))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sfbgen import check_text
@@ -104,6 +106,9 @@ CASES = [
     ("SFB254", "    site \"S\" {\n", "    site \"S\" {\n        standard_edition a.t.com { central_management_store }\n        standard_edition b.t.com { central_management_store }\n", 12, "central_management_store"),
     ("SFB255", '            media "D:\\SfB"\n', "", 17, "edge.t.com"),
     ("SFB256", "product 2015", "product 2015", 2, "2015"),  # BASE itself: 2015, no windows_server, no cumulative_update
+    ("SFB257", "front_end fe3.t.com", "front_end con.t.com", 15, "con.t.com"),
+    ("SFB257", "edge_pool edge.t.com", "edge_pool lpt9.t.com", 17, "lpt9.t.com"),
+    ("SFB257", "server edge1.t.com", "server COM1.t.com", 22, "COM1.t.com"),
     ("SFB263", "    site \"S\" {\n", "    site \"S\" {\n        standard_edition se.t.com { web_services internal other.t.com external sex.t.com }\n", 11, "other.t.com"),
     ("SFB290", 'media "\\\\fs.t.com\\Media"', 'media "\\\\fs.t.com\\Me\x01dia"', 3, "\x01"),
     ("SFB290", 'site "S"', 'site "S\u202eevil"', 10, "\u202e"),
@@ -159,16 +164,75 @@ def test_too_many_names_for_one_request():
     assert result.ok  # a warning only
 
 
-def test_every_catalog_code_is_exercised():
-    """A code nobody can trigger is dead; a code not in this table is untested."""
-    covered = {case[0] for case in CASES} | {"SFB307", "SFB103", "SFB226", "SFB110", "SFB111"}  # SFB110-111: tests/test_review.py
-    file_level = {"SFB001", "SFB002", "SFB003", "SFB004", "SFB005"}  # tests/test_source.py
-    importing = {"SFB401", "SFB402", "SFB403", "SFB404", "SFB405"}  # tests/test_import.py
-    # tests/test_import_faithful.py (one code per assumption, issue 21); SFB258: tests/test_cli_day_one.py
-    importing |= {"SFB420", "SFB421", "SFB422", "SFB423", "SFB424", "SFB425", "SFB426", "SFB427", "SFB428", "SFB429", "SFB258"}
-    bounded = {"SFB406", "SFB270", "SFB271"}  # tests/test_bounded.py: the import and compile limits (issue 20)
-    patching = {"SFB501", "SFB502"}  # tests/test_patch.py: sfbgen patch's refusals (issue 23)
-    assert set(CATALOG) - covered - file_level - importing - bounded - patching == set()
+def test_every_catalog_code_is_exercised(tmp_path):
+    """A code nobody can trigger is dead. What the suite emits is recorded as it runs (tests/conftest.py,
+    DiagnosticRecorder: sfbgen's own diagnostics, in this process, forked workers and `python -m sfbgen`
+    subprocesses), and the session fails when the whole default run left a catalog code unemitted. Here:
+    the record is made and read the way the session's is, and it does catch a code never emitted."""
+    import subprocess
+    import sys
+
+    from sfbgen.diagnostics import NO_SPAN, diagnostic
+    from tests.conftest import RECORD_ENV, DiagnosticRecorder, write_sitecustomize
+
+    recorder = DiagnosticRecorder(tmp_path).install()
+    try:
+        check_text(BASE)  # SFB256 and SFB310, made by sfbgen
+        diagnostic("SFB201", NO_SPAN, "made by a test", "it does not count")  # made here: not counted
+        pid = os.fork()
+        if pid == 0:  # a forked worker: what it emits reaches the record through its file
+            try:
+                check_text(BASE.replace("front_end fe3.t.com", "front_end fe3..t.com"))  # SFB202
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+    finally:
+        recorder.uninstall()
+    check_text(BASE.replace("product 2015", "product 2016"))  # SFB250, after uninstall: not recorded
+    # A subprocess: `sfbgen check` of a 2015 topology adds the check command's own SFB258.
+    topology = tmp_path / "t.sfb"
+    topology.write_text(BASE.replace("sip_domain t.com primary", "sip_domain t.com"), encoding="utf-8")  # SFB204
+    env = dict(os.environ, PYTHONPATH=str(write_sitecustomize(tmp_path / "sub")), **{RECORD_ENV: str(tmp_path)})
+    run = subprocess.run([sys.executable, "-m", "sfbgen", "check", str(topology)], env=env, capture_output=True, text=True)
+    assert run.returncode == 1 and "SFB204" in run.stderr
+
+    assert recorder.emitted() == {"SFB256", "SFB310", "SFB202", "SFB204", "SFB258"}
+    missing = recorder.missing(CATALOG)
+    assert "SFB201" in missing and "SFB250" in missing and "SFB256" not in missing
+    assert len(missing) == len(CATALOG) - 5
+
+
+def test_the_session_fails_when_a_code_was_never_emitted(tmp_path, monkeypatch):
+    """The session's end turns a missing code into a failed run (and says which), only for a whole run."""
+    from types import SimpleNamespace
+
+    import pytest as _pytest
+
+    from tests import conftest
+    from tests.conftest import COVERAGE_ENV, DiagnosticRecorder
+
+    recorder = DiagnosticRecorder(tmp_path)
+    recorder.codes = set(CATALOG) - {"SFB201"}
+    monkeypatch.setattr(conftest, "_RECORDER", recorder)
+    monkeypatch.setattr(conftest, "_MISSING", [])
+    monkeypatch.setattr(conftest, "_CHECKED", [])
+    session = SimpleNamespace(exitstatus=_pytest.ExitCode.OK)
+    monkeypatch.setenv(COVERAGE_ENV, "1")
+    conftest.pytest_sessionfinish(session, session.exitstatus)
+    assert session.exitstatus == _pytest.ExitCode.TESTS_FAILED and conftest._MISSING == ["SFB201"]
+
+    recorder.codes = set(CATALOG)
+    session = SimpleNamespace(exitstatus=_pytest.ExitCode.OK)
+    conftest.pytest_sessionfinish(session, session.exitstatus)
+    assert session.exitstatus == _pytest.ExitCode.OK and conftest._MISSING == []
+
+    # A selection (here: files named on the command line) is no whole run: nothing is checked.
+    monkeypatch.delenv(COVERAGE_ENV)
+    recorder.codes = set()
+    config = SimpleNamespace(args_source=_pytest.Config.ArgsSource.ARGS, option=SimpleNamespace(keyword="", markexpr="not slow"))
+    session = SimpleNamespace(exitstatus=_pytest.ExitCode.OK, config=config, items=[])
+    conftest.pytest_sessionfinish(session, session.exitstatus)
+    assert session.exitstatus == _pytest.ExitCode.OK
 
 
 def test_every_rule_names_its_source():
@@ -179,6 +243,24 @@ def test_every_rule_names_its_source():
             assert any(mark in rule.source for mark in (".md", "RFC", "Microsoft", "published topology", "the seed")), code
     assert not set(RETIRED) & set(CATALOG)
 
+
+
+@pytest.mark.parametrize("fqdn", ["console.t.com", "com10.t.com", "nul-1.t.com", "auxiliary.t.com", "lpt.t.com"])
+def test_names_that_only_look_like_devices_are_accepted(fqdn):
+    result = check_text(BASE.replace("front_end fe3.t.com", f"front_end {fqdn}", 1))
+    assert result.ok and "SFB257" not in {d.code for d in result.diagnostics}
+
+
+def test_device_check_reads_the_manifests_list():
+    """SFB257's quick filter lets through every name sfbgen.manifest refuses in a bundle path."""
+    from sfbgen.checks import _DEVICE_LIKE
+    from sfbgen.manifest import RESERVED_DEVICE_NAMES, path_problem
+
+    for device in RESERVED_DEVICE_NAMES:
+        assert _DEVICE_LIKE.match(device.lower() + ".t.com"), device
+    # What the check refuses is what verify would refuse: the server's folder in the manifest.
+    assert path_problem("con.t.com/1-Install-LocalConfigurationStore.ps1")
+    assert path_problem("console.t.com/1-Install-LocalConfigurationStore.ps1") is None
 
 # What Topology Builder accepts and publishes, which sfbgen once refused (issue 11): each must check clean.
 TOPOLOGY_BUILDER_DEFAULTS = [

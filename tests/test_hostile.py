@@ -4,10 +4,16 @@ Inertness is shown with tree-sitter-pwsh: a script compiled with a hostile value
 tree of the same script compiled with a plain value, once string literals and comments are treated as
 leaves. A value that ended its string would add commands, variables or sub-expressions, and the trees
 would differ.
+
+The default run takes a representative subset: every hostile string once, each in one field (the fields
+in turn), and the pairs whose outcome is asserted; the exhaustive product (every string in every field)
+and the long generated run are marked `slow` (`python3 -m pytest -m slow`; `.ci/run` runs both). A
+script whose bytes are those of the plain compile is the plain script, whose tree was checked once.
 """
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -72,16 +78,30 @@ def _compile(values: dict[str, str]):
     return result, dict(iter_bundle(plan, Meta.of(result.topology, "hostile.sfb", "0" * 64), None))
 
 
+LEAVES = {"comment", "verbatim_string_characters", "expandable_string_literal", "verbatim_here_string_characters"}
+
+
+def _analyse(source: bytes) -> tuple[list[str], list[str], list[str]]:
+    """One parse, one walk: the syntax tree as a list of node types with literals and comments as leaves
+    (the shape), every ERROR or missing node, and the text of every single-quoted literal."""
+    shape, errors, verbatim = [], [], []
+    stack = [(pt.parse(source).root_node, False)]
+    while stack:
+        node, inside_leaf = stack.pop()
+        if not inside_leaf:
+            shape.append(node.type)
+        if node.type == "ERROR" or node.is_missing:
+            errors.append(f"{node.type} at {node.start_point[0] + 1}:{node.start_point[1] + 1}")
+        if node.type == "verbatim_string_characters":
+            verbatim.append(source[node.start_byte:node.end_byte].decode("utf-8"))
+        below = inside_leaf or node.type in LEAVES
+        stack.extend((child, below) for child in reversed(node.children))
+    return shape, errors, verbatim
+
+
 def _shape(source: bytes) -> list[str]:
     """The syntax tree as a list of node types, with literals and comments as leaves."""
-    leaves = {"comment", "verbatim_string_characters", "expandable_string_literal", "verbatim_here_string_characters"}
-    out, stack = [], [pt.parse(source).root_node]
-    while stack:
-        node = stack.pop()
-        out.append(node.type)
-        if node.type not in leaves:
-            stack.extend(reversed(node.children))
-    return out
+    return _analyse(source)[0]
 
 
 SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
@@ -105,19 +125,24 @@ def closes_early(literal: str) -> bool:
 
 
 def _literals_hold(source: bytes) -> bool:
-    return not any(
-        closes_early(text) for kind, text in pt.string_literals(source) if kind == "verbatim_string_characters"
-    )
+    return not any(closes_early(text) for text in _analyse(source)[2])
 
 
-_BASELINE = None
+_BASELINE: dict[str, tuple[bytes, list[str]]] | None = None
 
 
-def _baseline() -> dict[str, list[str]]:
+def _baseline() -> dict[str, tuple[bytes, list[str]]]:
+    """The plain compile's scripts: {name: (bytes, shape)}, each checked here once."""
     global _BASELINE
     if _BASELINE is None:
         _, files = _compile(_value("name", "Plain"))
-        _BASELINE = {n: _shape(d) for n, d in files.items() if n.endswith(".ps1")}
+        baseline = {}
+        for name, data in files.items():
+            if name.endswith(".ps1"):
+                shape, errors, verbatim = _analyse(data)
+                assert errors == [] and not any(closes_early(text) for text in verbatim), name
+                baseline[name] = (data, shape)
+        _BASELINE = baseline
     return _BASELINE
 
 
@@ -127,39 +152,75 @@ def assert_inert_or_rejected(field: str, value: str) -> str:
         assert any(d.is_error and d.code.startswith("SFB") for d in result.diagnostics)
         return "rejected"
     assert set(n for n in files if n.endswith(".ps1")) == set(_baseline())
-    for name, shape in _baseline().items():
-        assert pt.error_nodes(files[name]) == [], (field, value, name)
-        assert _shape(files[name]) == shape, f"{field}={value!r} changed the code of {name}"
-        assert _literals_hold(files[name]), f"{field}={value!r} ends a string early in {name} (Unicode quote)"
+    for name, (plain, shape) in _baseline().items():
+        if files[name] == plain:
+            continue  # the very bytes of the plain script: the same tree, checked in _baseline
+        got, errors, verbatim = _analyse(files[name])
+        assert errors == [], (field, value, name, errors)
+        assert got == shape, f"{field}={value!r} changed the code of {name}"
+        assert not any(closes_early(text) for text in verbatim), f"{field}={value!r} ends a string early in {name} (Unicode quote)"
     if field in ("media", "install"):
         literal = quote("D:\\" + value).encode("utf-8")
         assert literal in files["se01.t.com/1-Install-LocalConfigurationStore.ps1"]
     return "inert"
 
 
-def test_every_hostile_string_in_every_field():
-    outcomes = {}
-    for field in FIELDS:
-        for value in HOSTILE:
-            outcomes[(field, value)] = assert_inert_or_rejected(field, value)
-    # Control characters, separators, bidirectional marks and the signature marker are refused outright.
-    for value in ("a\x00b", "a\x07b", "a\u202eb", "a\u2028b", "# SIG # Begin signature block"):
-        assert all(outcomes[(f, value)] == "rejected" for f in FIELDS), value
-    # PowerShell's own metacharacters are accepted where a real name could hold them, and stay inert.
-    assert outcomes[("organization", "O'Brien")] == "inert"
-    assert outcomes[("media", "$(Remove-Item C:\\ -Recurse)")] == "inert"
-    assert outcomes[("city", "\u2018; calc; \u2019")] == "inert"
+# Refused outright in every field: control characters, separators, bidirectional marks, the signature marker.
+REJECTED_EVERYWHERE = ("a\x00b", "a\x07b", "a\u202eb", "a\u2028b", "# SIG # Begin signature block")
+# PowerShell's own metacharacters are accepted where a real name could hold them, and stay inert.
+INERT = {("organization", "O'Brien"), ("media", "$(Remove-Item C:\\ -Recurse)"), ("city", "\u2018; calc; \u2019")}
+
+
+def expected_outcome(field: str, value: str) -> str | None:
+    if value in REJECTED_EVERYWHERE:
+        return "rejected"
+    return "inert" if (field, value) in INERT else None
+
+
+# The default run: each string once, in the fields in turn (so each field gets five), and every pair
+# whose outcome is asserted above. The rest of the product is the slow run's.
+REPRESENTATIVE = {(FIELDS[i % len(FIELDS)], value) for i, value in enumerate(HOSTILE)} | INERT | {
+    (field, value) for i, value in enumerate(REJECTED_EVERYWHERE) for field in (FIELDS[i % len(FIELDS)], FIELDS[-1 - i])
+}
+EVERY_PAIR = [
+    pytest.param(field, value, id=f"{field}-{i}", marks=() if (field, value) in REPRESENTATIVE else pytest.mark.slow)
+    for field in FIELDS
+    for i, value in enumerate(HOSTILE)
+]
+
+
+def test_the_subset_covers_every_string_and_field():
+    assert {value for _, value in REPRESENTATIVE} == set(HOSTILE)
+    assert {field for field, _ in REPRESENTATIVE} == set(FIELDS)
+    assert set(REPRESENTATIVE) <= {(f, v) for f in FIELDS for v in HOSTILE}
+    assert len(REPRESENTATIVE) < len(EVERY_PAIR) // 5
+
+
+@pytest.mark.parametrize("field,value", EVERY_PAIR)
+def test_every_hostile_string_in_every_field(field, value):
+    outcome = assert_inert_or_rejected(field, value)
+    if expected_outcome(field, value):
+        assert outcome == expected_outcome(field, value), (field, value)
 
 
 HOSTILE_ALPHABET = st.sampled_from(list("'`$(){}[]@;|&#<>\\%-*\u2018\u2019\u201a\u201b\u201c\u201d\u200f\x00\x1b ") + ["# SIG #", "$(", "${", "@(", "#>", "<#"])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(FIELDS), st.lists(st.one_of(HOSTILE_ALPHABET, st.text(min_size=1, max_size=3)), min_size=1, max_size=12))
-def test_generated_hostile_strings(field, parts):
+GENERATED = (st.sampled_from(FIELDS), st.lists(st.one_of(HOSTILE_ALPHABET, st.text(min_size=1, max_size=3)), min_size=1, max_size=12))
+
+
+def _generated(field, parts):
     value = "".join(parts).replace('"', "").replace("\n", "").replace("\r", "")
     if value.strip():
         assert_inert_or_rejected(field, value)
+
+
+test_generated_hostile_strings = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])(
+    given(*GENERATED)(_generated)
+)
+test_generated_hostile_strings_at_length = pytest.mark.slow(
+    settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])(given(*GENERATED)(_generated))
+)
 
 
 def test_signature_marker_is_the_one_signing_refuses():

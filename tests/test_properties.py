@@ -6,10 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sfbgen import check_text
+from sfbgen.api import compile_text
 from sfbgen.compiler import iter_bundle
 from sfbgen.diagnostics import CATALOG
-from sfbgen.plan import build_plan
-from sfbgen.render import Meta
 from tests.conftest import VALID_SAMPLES
 
 TEXTS = [p.read_text(encoding="utf-8") for p in VALID_SAMPLES]
@@ -45,13 +44,12 @@ def mutated(draw):
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_mutations_give_diagnostics_or_a_compile(text):
-    result = check_text(text, "mutated.sfb")
+    result = compile_text(text, "mutated.sfb")
     for diagnostic in result.diagnostics:
         assert diagnostic.code in CATALOG
         assert diagnostic.span.line >= 1 and diagnostic.span.column >= 1
     if result.ok:
-        plan = build_plan(result.topology)
-        files = dict(iter_bundle(plan, Meta.of(result.topology, "mutated.sfb", result.source.digest), None))
+        files = dict(iter_bundle(result.plan, result.meta, None))
         assert files["plan.json"]
 
 
