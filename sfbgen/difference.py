@@ -207,7 +207,56 @@ _Plan = _LazyPlan()
 
 
 def _is_topology(path: Path) -> bool:
-    return not path.is_dir() and path.suffix.lower() != ".json"
+    return not path.is_dir() and path.suffix.lower() not in (".json", *PUBLISHED_SUFFIXES)
+
+
+# What Topology Builder saves (.tbxml) and what is published (Get-CsTopology -AsXml > published.xml).
+PUBLISHED_SUFFIXES = (".xml", ".tbxml")
+
+
+def _is_published_document(path: Path) -> bool:
+    return not path.is_dir() and path.suffix.lower() in PUBLISHED_SUFFIXES
+
+
+def _import_options_like(topology_path: Path):
+    """What a published document cannot hold (the media, the certificate authority, the product),
+    taken from the topology it is compared with: the difference is then what the topology changes
+    against what is published, not the settings no published document carries."""
+    from .api import check_file
+    from .importer import ImportOptions
+
+    options = ImportOptions()
+    topology = check_file(topology_path).topology
+    if topology is None:
+        return options
+    options.media = topology.media.value if topology.media else None
+    options.product = topology.product.value if topology.product else None
+    policy = topology.certificates
+    if policy is not None and policy.authority == "online" and policy.ca is not None:
+        options.ca = policy.ca.value
+    elif policy is not None and policy.authority == "offline":
+        options.offline_ca = True
+    return options
+
+
+def _published_snapshot(path: Path, like: Path, signer: str = "") -> Snapshot:
+    """A published topology or Topology Builder document, imported as `sfbgen import` imports it
+    (issue 21: drift against what is published), then planned in memory like a topology file."""
+    from .api import compile_text
+    from .compiler import work_digests
+    from .diagnostics import DiagnosticsError
+    from .importer import import_file
+    from .render import plan_document
+
+    imported = import_file(path, _import_options_like(like))
+    if imported.text is None:
+        raise DiagnosticsError(imported.diagnostics)
+    from . import compiler
+
+    result = compile_text(imported.text, str(path), limits=compiler.Limits(max_servers=compiler.DEFAULT_MAX_SERVERS), signer=signer)
+    result.raise_for_errors()
+    assert result.plan is not None and result.meta is not None
+    return Snapshot(str(path), plan_document(result.plan, result.meta, work_digests(result.plan, result.meta)))
 
 
 def _planned(path: Path, signer: str):
@@ -249,6 +298,11 @@ def snapshots(old: Path, new: Path) -> tuple[Snapshot, Snapshot]:
     two cores, each side is read, planned and rendered in its own process, the two exchanging only
     their fingerprints."""
     old, new = Path(old), Path(new)
+    if _is_published_document(old) or _is_published_document(new):
+        published, other = (old, new) if _is_published_document(old) else (new, old)
+        like = other if _is_topology(other) else published
+        sides = [_published_snapshot(p, like) if _is_published_document(p) else snapshot(p) for p in (old, new)]
+        return sides[0], sides[1]
     if not (_is_topology(old) and _is_topology(new)):
         before = snapshot(old)
         return before, snapshot(new, signer=before.document.get("signer", ""))
@@ -353,6 +407,8 @@ class Difference:
     changed_scripts: dict[str, list[str]] = field(default_factory=dict)  # server -> script files
     certificates: list[dict] = field(default_factory=list)  # {id, usages, subject, old_sans, new_sans, servers}
     steps: list[dict] = field(default_factory=list)  # the new runbook's steps to run, in order
+    # Enterprise Front End pools whose members change: {pool, added, removed, before, after, full_reset}
+    pool_changes: list[dict] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -363,6 +419,7 @@ class Difference:
             "old": self.old, "new": self.new,
             "servers_added": self.added, "servers_removed": self.removed,
             "scripts_changed": self.changed_scripts, "certificates_to_request_again": self.certificates,
+            "publish_first": not self.empty, "front_end_pools_changed": self.pool_changes,
             "steps_to_run": self.steps,
         }
 
@@ -389,12 +446,35 @@ def compare(old: Snapshot, new: Snapshot) -> Difference:
                 "old_sans": previous["sans"] if previous else None, "new_sans": certificate["sans"],
                 "servers": certificate["servers"],
             })
+    difference.pool_changes = _front_end_pool_changes(before, after)
     touched = {f"{fqdn}/{name}" for fqdn, names in difference.changed_scripts.items() for name in names}
     touched |= {path for server in difference.added for path in after[server["fqdn"]].get("scripts", [])}
     for step in new.document.get("runbook", []):
         if step.get("script") in touched:
             difference.steps.append({"id": step["id"], "server": step["server"], "action": step["action"], "script": step["script"]})
     return difference
+
+
+def _front_end_pool_changes(before: dict[str, dict], after: dict[str, dict]) -> list[dict]:
+    """Enterprise Front End pools on both sides whose members change. Microsoft: publishing a topology
+    in which a pool gains or loses a Front End Server restarts every server of the pool at once, and a
+    pool that goes from two Front End Servers to more, or from more to two, needs
+    Reset-CsPoolRegistrarState -ResetType FullReset (Skype/SfbServer/manage/topology/add-or-remove-a-front-end-server.md)."""
+    def members(servers: dict[str, dict]) -> dict[str, set[str]]:
+        pools: dict[str, set[str]] = {}
+        for server in servers.values():
+            if server.get("role") == "FrontEnd":
+                pools.setdefault(server["pool"], set()).add(server["fqdn"])
+        return pools
+
+    old, new = members(before), members(after)
+    changes = []
+    for pool in sorted(old.keys() & new.keys()):
+        if old[pool] != new[pool]:
+            a, b = len(old[pool]), len(new[pool])
+            changes.append({"pool": pool, "added": sorted(new[pool] - old[pool]), "removed": sorted(old[pool] - new[pool]),
+                            "before": a, "after": b, "full_reset": (a == 2 and b > 2) or (a > 2 and b == 2)})
+    return changes
 
 
 # Markdown for a pull-request comment, where every value may come from an old plan.json someone edited:
@@ -443,6 +523,17 @@ def markdown(difference: Difference) -> str:
             cell = lambda value: _code(value, in_table=True)  # noqa: E731
             lines.append(f"| {cell(', '.join(c['usages']))} for {cell(c['subject'])} | {', '.join(cell(s) for s in c['servers'])} | {cell(before)} | {cell(', '.join(c['new_sans']))} |")
         lines.append("")
+    for change in difference.pool_changes:
+        pool = _code(change["pool"])
+        lines += [f"**The pool {pool} changes members ({change['before']} to {change['after']} Front End Servers)**", ""]
+        if change["removed"]:
+            lines.append(f"- before publishing, drain the servers that leave (Stop-CsWindowsService -Graceful on {', '.join(_code(f) for f in change['removed'])}), then stop their services")
+        lines.append("- publishing this topology restarts every server of the pool at once, and the pool is offline meanwhile: publish outside business hours")
+        if change["full_reset"]:
+            lines.append(f"- the pool goes from two Front End Servers to more, or from more to two: after publishing, run Reset-CsPoolRegistrarState -ResetType FullReset -PoolFqdn {pool} (with three or more servers, at least three must be running)")
+        lines.append("- then restart the pool's Front End Servers one at a time")
+        lines += ["- source: Microsoft, add-or-remove-a-front-end-server.md (Skype for Business Server 2015)", ""]
+    lines += ["**Publish first**: publish the changed topology (Topology Builder, or Publish-CsTopology then Enable-CsTopology) before running anything below: every script checks the published topology before it changes anything.", ""]
     if difference.steps:
         lines += ["**Run again, in this order** (the new runbook's order; each script skips what is done)", ""]
         lines += [f"{i}. {_code(step['id'])}: {_text(step['action'])} — {_code(step['script'])}" for i, step in enumerate(difference.steps, 1)]

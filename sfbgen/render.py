@@ -431,18 +431,18 @@ def _references(text: str) -> set[str]:
 
 
 # A line's references, by its text: the same template lines recur in every server's scripts, so each
-# distinct line is scanned once (the memory it takes is bounded: emptied past _LINE_CACHE_MAX lines).
+# distinct line is scanned once. The memory it takes is bounded: past _LINE_CACHE_MAX lines nothing more
+# is kept (the lines every script shares come first; those past the bound are one server's own).
 _line_cache: dict[str, frozenset[str]] = {}
-_LINE_CACHE_MAX = 200_000
+_LINE_CACHE_MAX = 50_000
 
 
 def _line_references(line: str) -> frozenset[str]:
     known = _line_cache.get(line)
     if known is None:
         known = frozenset(("$" + variable).lower() if variable else word.lower() for variable, word in _WORD.findall(_code_part(line)))
-        if len(_line_cache) >= _LINE_CACHE_MAX:
-            _line_cache.clear()
-        _line_cache[line] = known
+        if len(_line_cache) < _LINE_CACHE_MAX:
+            _line_cache[line] = known
     return known
 
 
@@ -469,7 +469,8 @@ class Helpers:
         return needed
 
 
-# A script's own blocks, by the text of its body: many servers' scripts have the same body (read only).
+# A script's own blocks, by the text of its body: many servers' scripts have the same body (read only;
+# bounded as _line_cache is).
 _body_cache: dict[str, list[Block]] = {}
 
 
@@ -477,9 +478,8 @@ def _own_blocks(text: str) -> list[Block]:
     known = _body_cache.get(text)
     if known is None:
         known = split_blocks(text)
-        if len(_body_cache) >= 4096:
-            _body_cache.clear()
-        _body_cache[text] = known
+        if len(_body_cache) < 2048:
+            _body_cache[text] = known
     return known
 
 
@@ -492,9 +492,8 @@ def _block_references(text: str) -> frozenset[str]:
     known = _block_cache.get(text)
     if known is None:
         known = frozenset(_references(text))
-        if len(_block_cache) >= _LINE_CACHE_MAX // 10:
-            _block_cache.clear()
-        _block_cache[text] = known
+        if len(_block_cache) < _LINE_CACHE_MAX // 10:
+            _block_cache[text] = known
     return known
 
 

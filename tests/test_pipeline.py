@@ -302,3 +302,16 @@ def test_the_tree_has_no_global_cache_flag():
     assert not hasattr(resources, "refuse_cached_code")
     sources = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "sfbgen").glob("*.py"))
     assert "refuse_cached_code" not in sources and "_forked_work" not in sources
+
+
+def test_the_helper_selection_caches_change_no_byte():
+    """render.py keeps each line's, block's and body's references (the same template text recurs in
+    every server's scripts): a warm renderer writes what a cold one does."""
+    from sfbgen import render
+
+    compiled = compile_path(SAMPLES / "fabrikam-2019.sfb")
+    warm = [Renderer(compiled.plan, compiled.meta).server(s) for s in compiled.plan.servers]
+    for cache in (render._line_cache, render._block_cache, render._body_cache):
+        cache.clear()
+    cold = [Renderer(compiled.plan, compiled.meta).server(s) for s in compiled.plan.servers]
+    assert warm == cold
