@@ -58,7 +58,7 @@ class Kit:
 
 def certificate(name, key, issuer=None, issuer_key=None, ca=None, eku=(ExtendedKeyUsageOID.CODE_SIGNING,), key_cert_sign=False,
                 basic_constraints=True, days=365, not_before=None):
-    now = not_before or dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    now = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer.subject if issuer else subject)
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -238,7 +238,7 @@ def expired_signer_with_a_self_made_timestamp(kit: Kit):
     tsa = TimestampServer()
     try:
         leaf_key = _key()
-        past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)
+        past = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
         leaf = certificate("short-lived signer", leaf_key, issuer=kit.root, issuer_key=kit.root_key, days=30, not_before=past)
         out = kit.work / "a9"
         signer = SigningKey(leaf, leaf_key, [], timestamp_url=tsa.url)
@@ -523,7 +523,7 @@ def _revoked(kit: Kit, name: str, embed: bool):
 
 
 def revocation_list(issuer, issuer_key, serials, days: int = 7):
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer.subject)
                .last_update(now).next_update(now + dt.timedelta(days=days)))
     for serial in serials:
@@ -763,7 +763,7 @@ def script_without_bom_checked_alone(kit: Kit):
     from sfbgen.verify import verify_file
 
     path = kit.work / "no-bom.ps1"
-    path.write_bytes(kit.signer.sign("Write-Host 'Grüße'\r\nexit 0\r\n".encode("utf-8")))
+    path.write_bytes(kit.signer.sign("Write-Host 'Grüße'\r\nexit 0\r\n".encode()))
     return [verify_file(path, kit.trust())]
 
 
@@ -1134,7 +1134,7 @@ def run_all() -> dict[str, tuple[str, str]]:
 class TimestampServer:
     """A minimal RFC 3161 timestamp authority with a self-signed certificate."""
 
-    GEN_TIME = dt.datetime(2026, 6, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+    GEN_TIME = dt.datetime(2026, 6, 1, 12, 0, 0, tzinfo=dt.UTC)
 
     def __init__(self, gen_time: dt.datetime | None = None):
         import threading
@@ -1142,9 +1142,9 @@ class TimestampServer:
 
         from asn1crypto import tsp
 
-        self.gen_time = gen_time or dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(days=35)
+        self.gen_time = gen_time or dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=35)
         self.key = _key()
-        start = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+        start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
         self.cert = certificate("self-made TSA", self.key, eku=(ExtendedKeyUsageOID.TIME_STAMPING,), days=3650 * 3, not_before=start)
         self.requests = 0
         authority = self

@@ -204,9 +204,8 @@ def attack_trials() -> dict:
 
 
 def main() -> None:
-    from bench.fuzz import fuzz
-
     import sfbgen
+    from bench.fuzz import fuzz
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")

@@ -211,7 +211,7 @@ def ratios(results: dict) -> dict:
     compile_s = {int(n): m["median_s"] for n, m in results["scaling"].items()}
     sizes = sorted(compile_s)
     out["marginal_compile_ms_per_server"] = {
-        f"{a}-{b}": (compile_s[b] - compile_s[a]) * 1000 / (b - a) for a, b in zip(sizes, sizes[1:])
+        f"{a}-{b}": (compile_s[b] - compile_s[a]) * 1000 / (b - a) for a, b in zip(sizes, sizes[1:], strict=False)
     }
     return out
 

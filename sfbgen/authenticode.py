@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from asn1crypto import algos, cms, core, tsp
 from asn1crypto import crl as asn1_crl
@@ -52,7 +53,11 @@ OID_CODE_SIGNING = x509.oid.ExtendedKeyUsageOID.CODE_SIGNING
 # The PowerShell subject interface package {603BCC1F-4B59-4E08-B724-D2C6297EF351}, Windows byte order.
 POWERSHELL_SIP_GUID = bytes.fromhex("1fcc3b60594b084eb724d2c6297ef351")
 
-_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.SHA1 | hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+# The DER of a signature split around its three per-script values: the indirect data's two halves around
+# the script digest, the signed attributes' two around the messageDigest, the whole DER's four pieces.
+_Template = tuple[tuple[bytes, bytes], tuple[bytes, bytes], tuple[bytes, bytes, bytes, bytes]]
 
 
 class AuthenticodeError(ValueError):
@@ -194,7 +199,7 @@ class SigningKey:
         self._sid = cms.SignerIdentifier(
             {"issuer_and_serial_number": cms.IssuerAndSerialNumber({"issuer": cert.issuer, "serial_number": cert.serial_number})}
         )
-        self._cached_template = False  # not built yet
+        self._cached_template: _Template | None | Literal[False] = False  # not built yet
         self._certificates = cms.CertificateSet([cms.CertificateChoices({"certificate": asn1_x509.Certificate.load(d)}) for d in self._cert_der])
 
     @property
@@ -231,7 +236,7 @@ class SigningKey:
         signature = self._sign_bytes(attr_head + message_digest + attr_tail)
         return der_a + digest + der_b + message_digest + der_c + signature + der_d
 
-    def _template(self):
+    def _template(self) -> _Template | None:
         """The DER split around the three per-script values, or None when they do not have fixed lengths."""
         if self._cached_template is not False:
             return self._cached_template
@@ -475,7 +480,7 @@ def _der_problem(der: bytes, max_depth: int = MAX_DER_DEPTH) -> str | None:
         tag = der[pos]
         pos += 1
         if tag & 0x1F == 0x1F:  # a tag number in more bytes
-            for count in range(5):
+            for _count in range(5):
                 if pos >= ends[-1]:
                     return "a value cut short"
                 pos += 1
@@ -610,7 +615,7 @@ def verify_script(data: bytes, anchors: list[x509.Certificate], now: dt.datetime
     chain that its issuer revoked fails; when no current CRL of an issuer is at hand, a note says that
     revocation could not be checked.
     """
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     if require_bom and not data.startswith(b"\xef\xbb\xbf"):
         return Verdict(signed=False, problems=["the script does not start with the UTF-8 byte-order mark sfbgen writes "
                                                "(without one Windows PowerShell 5.1 reads it in the machine's ANSI code page: "

@@ -141,7 +141,7 @@ class BundleWriter:
         self._made: set[str] = set()
         self._committed = False
 
-    def __enter__(self) -> "BundleWriter":
+    def __enter__(self) -> BundleWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir()
         self._root = os.fspath(self.tmp)

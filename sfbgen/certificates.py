@@ -31,8 +31,8 @@ Director", "... Stand-alone Mediation Server", and "Certificates for mobility"),
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from . import model as m
 from .diagnostics import Diagnostic, Span, diagnostic
@@ -243,7 +243,7 @@ class CertificatePlanner:
             return [self._request(pool, fqdn, "Default", ("Default",), pool.fqdn.value, [pool.fqdn.value, fqdn], [], subjects=(pool.fqdn.value, fqdn))]
         return self._web_role(pool, fqdn)
 
-    def _web_role(self, pool: m.WebPool, fqdn: str) -> list[CertificateRequest]:
+    def _web_role(self, pool: m.EnterprisePool | m.StandardEditionServer | m.DirectorPool, fqdn: str) -> list[CertificateRequest]:
         t, policy = self.t, effective_policy(self.t, pool)
         pool_fqdn = pool.fqdn.value
         # Standard Edition: the internal web FQDN is the server's own; Enterprise and Director pools

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import x448, x25519
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 CODE_SIGNING = ExtendedKeyUsageOID.CODE_SIGNING
@@ -70,7 +71,7 @@ def verified_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate]
     if not anchors:
         return None, ["no trusted root was given (--trust)"]
     ca, ee = _policies(purpose)
-    builder = (PolicyBuilder().store(Store(anchors)).time(at.astimezone(dt.timezone.utc).replace(tzinfo=None))
+    builder = (PolicyBuilder().store(Store(anchors)).time(at.astimezone(dt.UTC).replace(tzinfo=None))
                .max_chain_depth(MAX_DEPTH).extension_policies(ca_policy=ca, ee_policy=ee))
     try:
         verified = builder.build_client_verifier().verify(leaf, [c for c in intermediates if c != leaf])
@@ -98,8 +99,11 @@ def crl_issued_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate)
         return False
     if algorithm is None or algorithm.name not in _STRONG_CRL_HASHES or crl.issuer != issuer.subject:
         return False
+    key = issuer.public_key()
+    if isinstance(key, (x25519.X25519PublicKey, x448.X448PublicKey)):
+        return False  # a key-agreement key signs nothing (cryptography raises TypeError for it)
     try:
-        return crl.is_signature_valid(issuer.public_key())
+        return crl.is_signature_valid(key)
     except (TypeError, ValueError):
         return False
 
@@ -139,7 +143,7 @@ def revocation(chain: list[x509.Certificate], crls: list[x509.CertificateRevocat
     A revoked certificate fails whatever the reason and date: a signature of a revoked signer is
     never trusted. A CRL counts only when the certificate's issuer signed it."""
     problems, notes = [], []
-    for cert, issuer in zip(chain, chain[1:]):
+    for cert, issuer in zip(chain, chain[1:], strict=False):
         name, issuer_name = cert.subject.rfc4514_string(), issuer.subject.rfc4514_string()
         usable = [crl for crl in crls if crl_issued_by(crl, issuer)]
         entries = [entry for crl in usable if (entry := crl.get_revoked_certificate_by_serial_number(cert.serial_number)) is not None]
@@ -152,6 +156,7 @@ def revocation(chain: list[x509.Certificate], crls: list[x509.CertificateRevocat
         if not complete:
             notes.append(f"revocation of {name} could not be checked: no CRL of {issuer_name} was given (--crl) or carried in the signature")
         elif not current:
-            newest = max(crl.next_update_utc for crl in complete)
+            # No CRL is current, so each has a next update (one without would be current).
+            newest = max(crl.next_update_utc for crl in complete if crl.next_update_utc is not None)
             notes.append(f"revocation of {name} could not be checked: the newest CRL of {issuer_name} expired on {newest:%Y-%m-%d} (give a current one with --crl)")
     return problems, notes

@@ -251,8 +251,9 @@ def check_settings(topology: m.Topology, report: Reporter) -> None:
     _check_core_update(topology, report)
     stores = [p for p in topology.pools() if isinstance(p, m.StandardEditionServer) and p.central_management_store is not None]
     for extra in stores[1:]:
-        first = stores[0].central_management_store
-        report("SFB254", extra.central_management_store, f"a second Central Management Store (the first is at {first.line}:{first.column})", "keep one: a deployment has one Central Management Store")
+        first, again = stores[0].central_management_store, extra.central_management_store
+        assert first is not None and again is not None  # the stores were chosen for having one
+        report("SFB254", again, f"a second Central Management Store (the first is at {first.line}:{first.column})", "keep one: a deployment has one Central Management Store")
 
 
 def _check_core_update(topology: m.Topology, report: Reporter) -> None:
@@ -481,13 +482,13 @@ def check_simple_urls(topology: m.Topology, report: Reporter) -> None:
             singles[kind] = url
         if _check_url_syntax(url, pool_fqdns, report):
             valid.append(url)
-    for name, domain in domains.items():
+    for name, sip_domain in domains.items():
         if name not in meet_for and not fqdn_problem(name):
-            report("SFB210", domain.span, f"the SIP domain {domain.name.value} has no Meet URL", f'add simple_url meet "https://meet.{domain.name.value}" for {domain.name.value}')
+            report("SFB210", sip_domain.span, f"the SIP domain {sip_domain.name.value} has no Meet URL", f'add simple_url meet "https://meet.{sip_domain.name.value}" for {sip_domain.name.value}')
     if "dialin" not in singles and topology.sip_domains:
         report("SFB211", topology.name.span, "the topology has no Dial-in URL", f'add simple_url dialin "https://dialin.{topology.primary_sip_domain}"')
     keys = sorted(((_url_key(u.url.value).lower(), u) for u in valid), key=lambda pair: pair[0])
-    for (key_a, a), (key_b, b) in zip(keys, keys[1:]):
+    for (key_a, a), (key_b, b) in zip(keys, keys[1:], strict=False):
         if key_b == key_a or key_b.startswith(key_a + "/"):
             report(
                 "SFB215",

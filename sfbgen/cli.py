@@ -13,7 +13,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import typer
 
@@ -61,8 +61,12 @@ def _plain_help_types() -> None:
             return "N"
         return "TEXT"
 
-    display_type.sfbgen = True
-    core._TyperParameter.display_type = display_type
+    # typer has no hook for this: its method is replaced (through Any, since a monkeypatch is not typed),
+    # and marked, so that a second call keeps the first replacement.
+    replacement: Any = display_type
+    replacement.sfbgen = True
+    parameter_class: Any = core._TyperParameter
+    parameter_class.display_type = replacement
 
 
 _plain_help_types()
@@ -126,6 +130,7 @@ def check(
             from .transform import support_diagnostics
 
             # SFB258 (a product out of Microsoft's support) is the check command's own warning.
+            assert result.source is not None  # the topology was read from it
             diagnostics[len(diagnostics) - len(result.diagnostics):] = sort_diagnostics(
                 result.diagnostics + support_diagnostics(result.topology, result.source.text, result.source.name))
         if result.source is not None:
@@ -165,11 +170,11 @@ def _signer(sign_pfx, sign_cert, sign_key, timestamp_url):
 def compile_(
     file: Path = typer.Argument(..., help="The topology file (.sfb).", show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="The bundle folder to write (replaced whole, atomically)."),
-    sign_pfx: Optional[Path] = typer.Option(None, "--sign-pfx", help="Sign every script with this PKCS#12 file; its password from SFBGEN_PFX_PASSWORD or a prompt."),
-    sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help="Sign with this PEM certificate (with --sign-key); extra certificates in the file form the chain."),
-    sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="The PEM private key for --sign-cert."),
-    timestamp_url: Optional[str] = typer.Option(None, "--timestamp-url", help="An RFC 3161 timestamp server, so signatures outlive the certificate."),
-    serial: Optional[int] = typer.Option(None, "--serial", help="The compile serial for the manifests (default: the previous bundle's in --out, plus one when the topology, signer or sfbgen changed; else 1)."),
+    sign_pfx: Path | None = typer.Option(None, "--sign-pfx", help="Sign every script with this PKCS#12 file; its password from SFBGEN_PFX_PASSWORD or a prompt."),
+    sign_cert: Path | None = typer.Option(None, "--sign-cert", help="Sign with this PEM certificate (with --sign-key); extra certificates in the file form the chain."),
+    sign_key: Path | None = typer.Option(None, "--sign-key", help="The PEM private key for --sign-cert."),
+    timestamp_url: str | None = typer.Option(None, "--timestamp-url", help="An RFC 3161 timestamp server, so signatures outlive the certificate."),
+    serial: int | None = typer.Option(None, "--serial", help="The compile serial for the manifests (default: the previous bundle's in --out, plus one when the topology, signer or sfbgen changed; else 1)."),
     format: Format = typer.Option(Format.text, "--format", help="How to print diagnostics."),
     max_servers: int = typer.Option(10_000, "--max-servers", min=1, help="Refuse, before writing anything, a topology of more servers than this."),
     max_output_mb: int = typer.Option(2048, "--max-output-mb", min=1, help="Refuse, before writing anything, a bundle larger than this many MB."),
@@ -216,11 +221,11 @@ def patch(
     windows_server: str = typer.Option("", "--windows-server", help="With --upgrade-to: the Windows Server versions the new product runs on, e.g. 2019,2022."),
     version_entry: str = typer.Option("", "--version-entry", help="The installed product (Programs and Features) whose version is compared (default: the product's Core Components)."),
     pools: str = typer.Option("serial", "--pools", help="serial: one pool after another (a failure stops the walk); independent: a pool waits only for its next hop's pool."),
-    sign_pfx: Optional[Path] = typer.Option(None, "--sign-pfx", help="Sign every script with this PKCS#12 file; its password from SFBGEN_PFX_PASSWORD or a prompt."),
-    sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help="Sign with this PEM certificate (with --sign-key)."),
-    sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="The PEM private key for --sign-cert."),
-    timestamp_url: Optional[str] = typer.Option(None, "--timestamp-url", help="An RFC 3161 timestamp server, so signatures outlive the certificate."),
-    serial: Optional[int] = typer.Option(None, "--serial", help="The compile serial for the manifests (as compile's)."),
+    sign_pfx: Path | None = typer.Option(None, "--sign-pfx", help="Sign every script with this PKCS#12 file; its password from SFBGEN_PFX_PASSWORD or a prompt."),
+    sign_cert: Path | None = typer.Option(None, "--sign-cert", help="Sign with this PEM certificate (with --sign-key)."),
+    sign_key: Path | None = typer.Option(None, "--sign-key", help="The PEM private key for --sign-cert."),
+    timestamp_url: str | None = typer.Option(None, "--timestamp-url", help="An RFC 3161 timestamp server, so signatures outlive the certificate."),
+    serial: int | None = typer.Option(None, "--serial", help="The compile serial for the manifests (as compile's)."),
     format: Format = typer.Option(Format.text, "--format", help="How to print diagnostics."),
 ) -> None:
     """Compile one update (or the in-place upgrade to Subscription Edition) into a signed bundle: Microsoft's procedure per role, pools one after another."""
@@ -247,9 +252,9 @@ def patch(
         typer.echo(f"sfbgen: error: could not write the bundle: {visible(exc)}. {visible_path(out)} is unchanged.", err=True)
         raise typer.Exit(74)
     _emit_text_or_json(result.diagnostics, _source_text(file), format)
-    pools = len(result.plan.windows)
+    pool_count = len(result.plan.windows)
     signed = "signed" if result.signed else "unsigned"
-    typer.echo(f"wrote {visible_path(out)}: patch of {_count(len(result.plan.servers), 'server')} in {_count(pools, 'pool')}, "
+    typer.echo(f"wrote {visible_path(out)}: patch of {_count(len(result.plan.servers), 'server')} in {_count(pool_count, 'pool')}, "
                f"{len(result.plan.steps)} steps in {len(result.plan.waves())} waves, {signed}, RUNBOOK.md, plan.json, ansible/; serial {result.serial}")
     if not result.signed:
         typer.echo("WARNING: the bundle is NOT SIGNED. Servers with the AllSigned policy will refuse its scripts; run sfbgen patch with --sign-pfx.", err=True)
@@ -304,6 +309,7 @@ def certs(
     if not result.ok:
         raise typer.Exit(_exit_code(result.diagnostics))
     plan = result.plan
+    assert plan is not None  # result.ok
     rows = []
     for server in plan.servers:
         for request in server.requests:
@@ -322,7 +328,7 @@ def certs(
             table.append((fqdn, ",".join(r.usages), r.subject, key, how, ", ".join(r.sans) or "(none)"))
         widths = [max(len(row[i]) for row in table) for i in range(5)]
         for row in table:
-            typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
+            typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[5])
         return
     # Within 100 columns: one block per certificate, its names wrapped.
     import textwrap
@@ -342,18 +348,18 @@ def verify(
     paths: list[Path] = typer.Argument(..., help="A compiled bundle folder, or signed script files.", show_default=False),
     trust: list[Path] = typer.Option([], "--trust", help="A PEM or DER root certificate the signer must chain to (repeatable)."),
     trust_tsa: list[Path] = typer.Option([], "--trust-tsa", help="A root certificate trusted for timestamps (repeatable); without one, no timestamp counts."),
-    signer: Optional[str] = typer.Option(None, "--signer", help="The SHA-1 thumbprint the bundle must be signed with (required, here or in --trust-file)."),
-    trust_file: Optional[Path] = typer.Option(None, "--trust-file", help='A JSON file that pins the signer and the roots: {"signer": THUMBPRINT, "roots": [THUMBPRINT, ...]}.'),
+    signer: str | None = typer.Option(None, "--signer", help="The SHA-1 thumbprint the bundle must be signed with (required, here or in --trust-file)."),
+    trust_file: Path | None = typer.Option(None, "--trust-file", help='A JSON file that pins the signer and the roots: {"signer": THUMBPRINT, "roots": [THUMBPRINT, ...]}.'),
     crl: list[Path] = typer.Option([], "--crl", help="A certificate revocation list (PEM or DER) of a CA of the signer's chain (repeatable)."),
     deployed: bool = typer.Option(False, "--deployed", help="The bundle has been used on servers: accept the files they produce (named in the manifest)."),
-    expect_topology: Optional[Path] = typer.Option(None, "--expect-topology", help="The topology file the bundle must be compiled from (its SHA-256 must match)."),
-    not_older_than: Optional[int] = typer.Option(None, "--not-older-than", help="Refuse a bundle whose compile serial is lower than this one (a rollback)."),
+    expect_topology: Path | None = typer.Option(None, "--expect-topology", help="The topology file the bundle must be compiled from (its SHA-256 must match)."),
+    not_older_than: int | None = typer.Option(None, "--not-older-than", help="Refuse a bundle whose compile serial is lower than this one (a rollback)."),
     unsigned: bool = typer.Option(False, "--unsigned", help="Check an unsigned bundle's integrity only (nothing proves who made it)."),
     format: Format = typer.Option(Format.text, "--format", help="text for people; json: one document on stdout (format_version 1): every file, ok or its problems and warnings."),
 ) -> None:
     """Check a bundle: its signed manifest first, then every file and every script's signature."""
     from .display import visible, visible_path
-    from .verify import TrustInputError, Trust, trust_inputs, verify_bundle, verify_file
+    from .verify import Trust, TrustInputError, trust_inputs, verify_bundle, verify_file
 
     if not hasattr(os, "O_NOFOLLOW"):
         # Windows: Python cannot open a file there without following a link or junction, and a
@@ -523,11 +529,11 @@ FMT_JSON_VERSION = 1  # `fmt --check --format json`: bumped when a field changes
 @app.command("import")
 def import_(
     file: Path = typer.Argument(..., help="A Topology Builder document (.tbxml) or a published topology (Get-CsTopology -AsXml > file).", show_default=False),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="The .sfb file to write (stdout when not given)."),
-    media: Optional[str] = typer.Option(None, "--media", help="Where the installation media is (the document does not say)."),
-    ca: Optional[str] = typer.Option(None, "--ca", help='The online enterprise CA, "<CA FQDN>\\<CA name>".'),
+    out: Path | None = typer.Option(None, "--out", "-o", help="The .sfb file to write (stdout when not given)."),
+    media: str | None = typer.Option(None, "--media", help="Where the installation media is (the document does not say)."),
+    ca: str | None = typer.Option(None, "--ca", help='The online enterprise CA, "<CA FQDN>\\<CA name>".'),
     offline_ca: bool = typer.Option(False, "--offline-ca", help="Every certificate is an offline request (the default when --ca is not given)."),
-    product: Optional[Product] = typer.Option(None, "--product", help="The product, when the document's ServiceVersion does not say it exactly (required for a Lync Server document)."),
+    product: Product | None = typer.Option(None, "--product", help="The product, when the document's ServiceVersion does not say it exactly (required for a Lync Server document)."),
     edge_external: EdgeExternal = typer.Option(EdgeExternal.public, "--edge-external", help="An Edge pool's external certificate: public (an offline request to a public CA) or topology (the topology's authority)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
     format: Format = typer.Option(Format.text, "--format", help="text for people; json: one document on stdout (format_version 1) with the diagnostics, the pools and, without --out, the topology."),
@@ -573,7 +579,7 @@ def import_(
 IMPORT_JSON_VERSION = 1  # `import --format json`: bumped when a field changes meaning or goes
 
 
-def _import_json(file: Path, out: Optional[Path], result) -> None:
+def _import_json(file: Path, out: Path | None, result) -> None:
     """`sfbgen import --format json`: everything the text output says, as one JSON document on stdout;
     the topology is written to --out, or carried in the document when there is no --out. Exits."""
     from .diagnostics import has_errors

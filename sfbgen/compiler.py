@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from . import __version__
+from . import __version__, fleet, manifest, parallel
 from .api import compile_path
 from .diagnostics import Diagnostic, DiagnosticsError
 from .plan import DeploymentPlan, ServerPlan
-from . import fleet, manifest, parallel
 from .render import Meta, Renderer, json_lines, to_windows_text
 from .resources import CachePolicy
 
@@ -161,9 +160,9 @@ def _bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Stor
             renderer_class: type = Renderer, policy: CachePolicy = CachePolicy.USE) -> Iterator[tuple[str, bytes | None]]:
     """The bundle's files in a fixed order, one server at a time, the signed MANIFEST.psd1 last. Server
     files that `store` took where they were made come through as (path, None)."""
-    from .bundle import MARKER, marker_bytes
-
     import dataclasses
+
+    from .bundle import MARKER, marker_bytes
 
     # The scripts name their signer: Test-Bundle.ps1 and every step accept no other.
     meta = dataclasses.replace(meta, signer=signer.thumbprint if signer else "")
@@ -244,7 +243,7 @@ def compile_file(
     keep_files: bool = True,
     protected: tuple[Path, ...] = (),
     serial: int | None = None,
-    limits: "Limits | None" = None,
+    limits: Limits | None = None,
 ) -> CompileResult:
     """Compile the topology at `path` into the bundle folder `out`.
 

@@ -9,10 +9,10 @@ CLI prints them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable, NamedTuple
-
+from typing import NamedTuple
 
 # Characters no topology value may hold, and that are never shown raw: C0/C1 controls, DEL, line and
 # paragraph separators, and the bidirectional controls that make a reader see another text than the
@@ -48,7 +48,7 @@ class Span(NamedTuple):
     end_column: int
 
     @classmethod
-    def point(cls, line: int, column: int) -> "Span":
+    def point(cls, line: int, column: int) -> Span:
         return cls(line, column, line, column + 1)
 
 
@@ -258,7 +258,8 @@ def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str], colo
     """Render diagnostics as `file:line:col: severity CODE: message`, the source line and a caret."""
     # Every value shown goes through display: the file name (it may not be UTF-8, or hold a terminal
     # escape), the message (it quotes the document) and the source line.
-    from .display import code_points as visible, visible_path
+    from .display import code_points as visible
+    from .display import visible_path
 
     out: list[str] = []
     lines_by_file = {name: text.splitlines() for name, text in sources.items()}

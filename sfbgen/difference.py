@@ -16,10 +16,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .diagnostics import DiagnosticsError, UsageError
 from .display import visible, visible_path
 from .render import PLAN_FORMAT_VERSION
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel  # imported when first used (_LazyPlan)
 
 # plan.json is read back as untrusted input (a deployed bundle may have been edited by anyone): at most
 # this much, with at most this many JSON values (a 5,000-server plan is about 12 MB in 350,000), so that
@@ -126,7 +130,7 @@ def _no_hidden_text(value: str) -> str:
 
 
 def _schema():
-    from typing import Annotated, Optional
+    from typing import Annotated
 
     from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -147,15 +151,15 @@ def _schema():
         usages: list[Word] = Field(max_length=16)
         subject: Text
         sans: list[Text] = Field(max_length=10_000)
-        authority: Optional[Text] = None
-        key_size: Optional[int] = None
+        authority: Text | None = None
+        key_size: int | None = None
 
     class Server(Model):
         fqdn: Fqdn
         pool: Fqdn
-        role: Optional[Word] = None
-        roles: Optional[list[Word]] = Field(default=None, max_length=16)
-        site: Optional[Text] = None
+        role: Word | None = None
+        roles: list[Word] | None = Field(default=None, max_length=16)
+        site: Text | None = None
         scripts: list[ScriptPath] = Field(default_factory=list, max_length=64)
         work: dict[FileName, Digest] = Field(default_factory=dict, max_length=64)
         certificates: list[Certificate] = Field(default_factory=list, max_length=64)
@@ -172,16 +176,16 @@ def _schema():
         id: StepId
         server: Fqdn
         action: Text
-        script: Optional[ScriptPath] = None
+        script: ScriptPath | None = None
         after: list[StepId] = Field(default_factory=list, max_length=100_000)
 
     class Plan(Model):
-        format_version: Optional[int] = None
-        topology: Optional[Text] = None
-        product: Optional[Text] = None
-        source: Optional[Text] = None
-        topology_sha256: Optional[Text] = None
-        sfbgen: Optional[Text] = None
+        format_version: int | None = None
+        topology: Text | None = None
+        product: Text | None = None
+        source: Text | None = None
+        topology_sha256: Text | None = None
+        sfbgen: Text | None = None
         signer: Text = ""
         servers: list[Server] = Field(max_length=100_000)
         runbook: list[Step] = Field(max_length=1_000_000)
@@ -195,7 +199,7 @@ def _schema():
 class _LazyPlan:
     """The schema, built on first use (pydantic's model building costs a few milliseconds)."""
 
-    _model = None
+    _model: type[BaseModel] | None = None
 
     def model_validate(self, document: dict):
         if _LazyPlan._model is None:
@@ -310,10 +314,10 @@ def snapshots(old: Path, new: Path) -> tuple[Snapshot, Snapshot]:
     from . import parallel
 
     if small or not parallel.can_fork():
-        sides = [_Side(old), _Side(new)]
-        for side in sides:
+        pair = [_Side(old), _Side(new)]
+        for side in pair:
             side.plan()
-        return sides[0].snapshot(sides[1].prints), sides[1].snapshot(sides[0].prints)
+        return pair[0].snapshot(pair[1].prints), pair[1].snapshot(pair[0].prints)
     return _snapshots_in_two_processes(old, new)
 
 
@@ -427,7 +431,8 @@ class Difference:
 def compare(old: Snapshot, new: Snapshot) -> Difference:
     difference = Difference(old.name, new.name)
     before, after = old.servers, new.servers
-    summary = lambda s: {"fqdn": s["fqdn"], "pool": s["pool"], "roles": s.get("roles", [s.get("role")])}
+    def summary(s):
+        return {"fqdn": s["fqdn"], "pool": s["pool"], "roles": s.get("roles", [s.get("role")])}
     difference.added = [summary(after[f]) for f in after if f not in before]
     difference.removed = [summary(before[f]) for f in before if f not in after]
     for fqdn, server in after.items():

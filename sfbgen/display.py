@@ -61,7 +61,7 @@ def code_points(text: str, keep_tabs: bool = False) -> str:
     return _INVISIBLE.sub(_code_point, text)
 
 
-def visible_path(path: object) -> str:
+def visible_path(path: str | bytes | os.PathLike[str]) -> str:
     """A file name from the file system (bytes or str, possibly not UTF-8), shown with `visible`."""
     if isinstance(path, bytes):
         path = os.fsdecode(path)

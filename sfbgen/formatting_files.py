@@ -3,7 +3,7 @@
 The formatter itself (formatter.py) works on text; this module keeps what a file on disk is: its line
 ends (a topology checked out on Windows keeps CRLF), a UTF-8 byte-order mark when it had one, its
 permissions, and the file behind a symbolic link (the target is rewritten, the link stays). A file
-in UTF-16 is rewritten as UTF-8, the encoding every other tool reads. A file that does not parse is
+in UTF-16 stays UTF-16, with its byte-order mark. A file that does not parse is
 left untouched and its syntax errors reported.
 """
 
@@ -37,13 +37,32 @@ class Formatted:
     diff: str = ""
 
 
+def _encoding(raw: bytes) -> tuple[str, bytes]:
+    """How the file is encoded, and its byte-order mark: UTF-16 as Notepad's "Unicode" and Windows
+    PowerShell 5.1's `>` write it (the mark says which byte order), else UTF-8 with or without a mark."""
+    if raw.startswith(b"\xff\xfe"):
+        return "utf-16-le", b"\xff\xfe"
+    if raw.startswith(b"\xfe\xff"):
+        return "utf-16-be", b"\xfe\xff"
+    return "utf-8", b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
+
+
 def _canonical_bytes(raw: bytes, text: str) -> bytes:
-    """The formatted text encoded as the original file was: its line ends, its UTF-8 mark."""
-    crlf = b"\r\n" in raw
+    """The formatted text encoded as the original file was: its encoding, its mark, its line ends
+    (issue 21: a UTF-16 file is written back as UTF-16, byte for byte when it was formatted already)."""
+    encoding, mark = _encoding(raw)
+    if encoding == "utf-8":
+        crlf = b"\r\n" in raw
+    else:  # searched in the text: a CR LF pair in UTF-16 is two code units, aligned
+        crlf = "\r\n" in raw[len(mark):].decode(encoding, errors="replace")
     if crlf:
         text = text.replace("\n", "\r\n")
-    bom = "\ufeff" if raw.startswith(b"\xef\xbb\xbf") else ""
-    return (bom + text).encode("utf-8")
+    return mark + text.encode(encoding)
+
+
+def _text_of(formatted: bytes) -> str:
+    encoding, mark = _encoding(formatted)
+    return formatted[len(mark):].decode(encoding)
 
 
 def _format_bytes(raw: bytes, name: str) -> tuple[bytes | None, str, list[Diagnostic]]:
@@ -60,7 +79,7 @@ def _changed(name: str, before: str, formatted: bytes, show: bool = True) -> For
     """A file formatting changes, with the unified diff of the change (LF, without the mark) when `show`."""
     if not show:
         return Formatted(FormatOutcome.CHANGED)
-    after = formatted.decode("utf-8").removeprefix("\ufeff").replace("\r\n", "\n")
+    after = _text_of(formatted).replace("\r\n", "\n")
     diff = unified_diff(before.replace("\r\n", "\n").splitlines(keepends=True), after.splitlines(keepends=True),
                         f"a/{visible(name)}", f"b/{visible(name)}")
     return Formatted(FormatOutcome.CHANGED, diff=diff)
@@ -212,7 +231,7 @@ def format_stdin(raw: bytes, out: TextIO, write: bool, show_diff: bool = True) -
     if formatted is None:
         return Formatted(FormatOutcome.FAILED, errors, {"<stdin>": before} if before else {})
     if write:
-        out.buffer.write(formatted) if hasattr(out, "buffer") else out.write(formatted.decode("utf-8"))
+        out.buffer.write(formatted) if hasattr(out, "buffer") else out.write(_text_of(formatted))
         out.flush()
     if formatted == raw:
         return Formatted(FormatOutcome.UNCHANGED)

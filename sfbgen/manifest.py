@@ -186,7 +186,7 @@ def parse(text: str) -> Manifest:
         position += 1
 
     expect("@{")
-    values = {}
+    values: dict[str, str] = {}
     serial = 0  # a manifest of format /2 has none
     for key in ("Format", "Scope", "Topology", "Serial", "Signer"):
         if key == "Serial":

@@ -7,7 +7,7 @@ in `sfbgen.checks` can report every problem at once with its place in the source
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -141,7 +141,7 @@ class EdgePool(PoolBase):
 
 # One class per pool kind of sfbgen/pool_kinds.py (KINDS' `model`; tests/test_plan_rules.py keeps them equal).
 Pool = Annotated[
-    Union[EnterprisePool, StandardEditionServer, DirectorPool, MediationPool, EdgePool],
+    EnterprisePool | StandardEditionServer | DirectorPool | MediationPool | EdgePool,
     Field(discriminator="kind"),
 ]
 
@@ -214,15 +214,15 @@ class Topology(Node):
             return ""
         return fact("install_path").format(product=self.product_version)
 
-    def site_of(self, pool: "Pool") -> "Site":
+    def site_of(self, pool: Pool) -> Site:
         return next(site for site in self.sites if any(p is pool for p in site.pools))
 
-    def media_for(self, pool: "Pool") -> str:
+    def media_for(self, pool: Pool) -> str:
         """Where `pool`'s servers find the installation media: the pool's own, else the topology's."""
         chosen = pool.media or self.media
         return chosen.value if chosen else ""
 
-    def windows_source_for(self, pool: "Pool") -> str:
+    def windows_source_for(self, pool: Pool) -> str:
         """The Windows sources (\\sources\\sxs) for `pool`: the pool's, the site's, or the topology's."""
         site = self.site_of(pool)
         chosen = pool.windows_source or site.windows_source or self.windows_source

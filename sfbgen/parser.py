@@ -255,6 +255,7 @@ def _open_blocks(text: str, upto: int) -> list[tuple[str, int, int]]:
 
 
 def _token_span(token: Token) -> Span:
+    assert token.line is not None and token.column is not None  # a token of the lexer has its start
     end_line = token.end_line or token.line
     end_column = token.end_column or (token.column + max(1, len(token)))
     return Span(token.line, token.column, end_line, end_column)
@@ -279,6 +280,7 @@ def _offset_of(text: str, line: int, column: int) -> int:
 
 def _syntax_diagnostic(parser: Lark, exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     if isinstance(exc, UnexpectedCharacters):
+        assert exc.pos_in_stream is not None  # the lexer always says where it stopped
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         span = Span.point(exc.line, exc.column)
         if char == '"':
@@ -328,6 +330,7 @@ def _syntax_diagnostic(parser: Lark, exc: UnexpectedInput, text: str, file: str)
             file,
         )
 
+    assert token is not None  # not at_end
     span = _token_span(token)
     expected = _describe_expected(parser, expected_names)
     problem = f"unexpected {_quote_for_message(str(token))}; expected {expected}"

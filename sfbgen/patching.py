@@ -40,7 +40,7 @@ from pathlib import Path, PureWindowsPath
 
 from . import model as m
 from .diagnostics import DiagnosticsError, Span, UsageError, diagnostic
-from .plan import DeploymentPlan, RunbookStep, Script, ServerPlan, _StepGraph, _server_plans, step_id
+from .plan import DeploymentPlan, Script, ServerPlan, _server_plans, _StepGraph, step_id
 from .platform import fact, windows_features
 from .render import Renderer
 
@@ -201,11 +201,11 @@ def _validate(topology: m.Topology, settings: PatchSettings, source: str) -> Non
     named = {p.lower() for p, _ in settings.back_ends}
     missing = [p for p in topology.pools() if p.kind == "enterprise" and len(p.servers) > 0 and p.fqdn.value.lower() not in named]
     if missing:
-        pool = missing[0]
-        raise _refuse("SFB502", f"the Enterprise Edition pool {pool.fqdn.value} has a back end whose databases are updated after its Front End servers, "
+        unnamed = missing[0]
+        raise _refuse("SFB502", f"the Enterprise Edition pool {unnamed.fqdn.value} has a back end whose databases are updated after its Front End servers, "
                       "and the topology does not name its SQL Server",
-                      f"give --back-end {pool.fqdn.value}=<SQL Server FQDN> (and --collocated-stores {pool.fqdn.value} when its Archiving or Monitoring "
-                      "databases share that SQL Server)", source, pool.fqdn.span)
+                      f"give --back-end {unnamed.fqdn.value}=<SQL Server FQDN> (and --collocated-stores {unnamed.fqdn.value} when its Archiving or Monitoring "
+                      "databases share that SQL Server)", source, unnamed.fqdn.span)
 
 
 def build_patch_plan(topology: m.Topology, settings: PatchSettings, source: str = "<input>") -> PatchPlan:
@@ -224,7 +224,7 @@ def build_patch_plan(topology: m.Topology, settings: PatchSettings, source: str 
         upgrade_windows = tuple((v, builds[v]) for v in settings.windows_server)
         dotnet = fact(f"dotnet_framework_{settings.upgrade_to}")
 
-    plans: list[PatchServerPlan] = []
+    plans: list[ServerPlan] = []  # the plan's servers, each a PatchServerPlan
     members: dict[int, list[PatchServerPlan]] = {}
     for base in base_plans:
         fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(ServerPlan)}
@@ -274,6 +274,7 @@ def build_patch_plan(topology: m.Topology, settings: PatchSettings, source: str 
                              _verify_text(procedure), _failure_text(procedure)))
         if pool.kind == "enterprise" and pool_members:
             first = pool_members[0]
+            assert first.patch is not None  # every member got its PatchWork above
             first.back_end = dataclasses.replace(first.patch, sql_server=back_ends[pool.fqdn.value.lower()],
                                                  exclude_collocated=pool.fqdn.value.lower() in collocated)
             first.scripts.append(_BACK_END)
@@ -373,6 +374,7 @@ class PatchRenderer(Renderer):
 
     def runbook(self, signing: dict) -> str:
         plan = self.plan
+        assert isinstance(plan, PatchPlan)  # this renderer is given patch plans only (patch_file)
         return self.render("patch-runbook.md.j2", plan=plan, meta=self.meta, waves=plan.waves(), signing=signing,
                                settings=plan.settings, windows=plan.windows, failover_wait=fact("patch_failover_wait_minutes"),
                                resiliency=fact("patch_back_end_resiliency_minutes"))
@@ -404,6 +406,8 @@ def patch_file(path: str | Path, out: str | Path, settings: PatchSettings, signe
                           planner=lambda topology, name: build_patch_plan(topology, settings, name))
     result.raise_for_errors()
     plan, meta = result.plan, result.meta
+    # No error: the topology was planned, by build_patch_plan.
+    assert isinstance(plan, PatchPlan) and meta is not None
     out = Path(out)
     files: dict[str, bytes] = {}
     count = 0

@@ -624,5 +624,5 @@ def published_expectations(server: ServerPlan) -> dict:
         expect["web_external"] = pool.web_external_fqdn()
     if isinstance(pool, m.EdgePool):
         values = (pool.access_edge, pool.webconf_edge, pool.av_edge)
-        expect["edge"] = {owner: value.value for owner, value in zip(EDGE_PORT_OWNERS, values) if value is not None}
+        expect["edge"] = {owner: value.value for owner, value in zip(EDGE_PORT_OWNERS, values, strict=True) if value is not None}
     return expect

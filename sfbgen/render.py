@@ -7,22 +7,22 @@ import enum
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import PurePath
 
-from . import __version__
-from . import model as m
 from pydantic import BaseModel
 
+from . import __version__
+from . import model as m
 from .diagnostics import Span
 from .plan import (
     EDGE_CONFIG_ZIP,
     STEP_FILES,
     DeploymentPlan,
-    published_expectations,
     ServerPlan,
+    published_expectations,
 )
 from .platform import fact, product, windows_features
 from .powershell import Raw, cmdlet, comment, quote, var
@@ -49,7 +49,7 @@ class Meta:
     signer: str = ""  # SHA-1 thumbprint of the certificate that signs the bundle; '' when unsigned
 
     @classmethod
-    def of(cls, topology: m.Topology, source_name: str, digest: str) -> "Meta":
+    def of(cls, topology: m.Topology, source_name: str, digest: str) -> Meta:
         version = topology.product_version
         builds = fact("windows_server_builds")
         supported = [v.value for v in topology.windows_server] or product(version)["windows_server"] or []
@@ -258,7 +258,7 @@ class Renderer:
         roots = "\n".join([head, *(b.text for b in main + statements), runner, tail])
         needed = self.helpers.needed(roots, functions)
         functions = [b for b in functions if block_key(b) in needed]
-        shared = [b for b, key in zip(self.helpers.blocks, self.helpers.keys) if key in needed or not b.name]
+        shared = [b for b, key in zip(self.helpers.blocks, self.helpers.keys, strict=True) if key in needed or not b.name]
         return head + "\n\n".join(b.text for b in main + functions + shared + statements) + "\n\n" + runner + tail
 
     def fingerprint(self, server: ServerPlan) -> str:
@@ -452,7 +452,7 @@ class Helpers:
     def __init__(self, text: str):
         self.blocks = split_blocks(text)
         self.keys = [block_key(b) for b in self.blocks]  # each block's key, in the blocks' order
-        self.uses = {key: _references(b.text) for b, key in zip(self.blocks, self.keys) if b.name}
+        self.uses = {key: _references(b.text) for b, key in zip(self.blocks, self.keys, strict=True) if b.name}
 
     def needed(self, text: str, own: Sequence[Block] = ()) -> set[str]:
         """The keys (`block_key`) of the blocks, shared or the script's `own`, that `text` calls or

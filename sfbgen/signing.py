@@ -11,12 +11,12 @@ import os
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from cryptography.exceptions import InvalidSignature
 
 from .authenticode import SigningKey, key_problem
 from .diagnostics import UsageError
@@ -42,7 +42,7 @@ def load_pfx(path: Path, ask=None, timestamp_url: str | None = None) -> SigningK
         raise UsageError(f"cannot open {path}: wrong password ({PASSWORD_VARIABLE}) or not a PKCS#12 file") from exc
     if key is None or cert is None:
         raise UsageError(f"{path} holds no private key and certificate")
-    return _checked(SigningKey(cert, key, chain_of(cert, list(extra or [])), timestamp_url))
+    return _checked(cert, key, chain_of(cert, list(extra or [])), timestamp_url)
 
 
 def load_pem(cert_path: Path, key_path: Path, ask=None, timestamp_url: str | None = None) -> SigningKey:
@@ -60,7 +60,7 @@ def load_pem(cert_path: Path, key_path: Path, ask=None, timestamp_url: str | Non
             raise UsageError(f"cannot decrypt {key_path}: wrong password ({PASSWORD_VARIABLE})") from exc
     except ValueError as exc:
         raise UsageError(f"{key_path} is not a PEM private key") from exc
-    return _checked(SigningKey(certs[0], key, chain_of(certs[0], certs[1:]), timestamp_url))
+    return _checked(certs[0], key, chain_of(certs[0], certs[1:]), timestamp_url)
 
 
 def chain_of(cert: x509.Certificate, others: list[x509.Certificate]) -> list[x509.Certificate]:
@@ -86,21 +86,25 @@ def _issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         return False
 
 
-def _checked(key: SigningKey) -> SigningKey:
-    cert = key.certificate
+def _checked(cert: x509.Certificate, private_key: PrivateKeyTypes, chain: list[x509.Certificate], timestamp_url: str | None) -> SigningKey:
+    """The SigningKey of a certificate and key read from a file, once they are fit to sign with."""
+    subject = cert.subject.rfc4514_string()  # SigningKey.subject
     try:
         usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         if ExtendedKeyUsageOID.CODE_SIGNING not in usages:
-            raise UsageError(f"{key.subject} is not a code-signing certificate (no codeSigning extended key usage)")
+            raise UsageError(f"{subject} is not a code-signing certificate (no codeSigning extended key usage)")
     except x509.ExtensionNotFound:
         pass
-    weak = key_problem(cert, f"the signing certificate {key.subject}")
+    weak = key_problem(cert, f"the signing certificate {subject}")
     if weak:
         raise UsageError(weak)
-    public = key.private_key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = private_key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     if public != cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
         raise UsageError("the private key does not belong to the signing certificate")
-    now = dt.datetime.now(dt.timezone.utc)
+    # key_problem passed only an RSA or ECDSA certificate, and the key is that certificate's.
+    assert isinstance(private_key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey))
+    key = SigningKey(cert, private_key, chain, timestamp_url)
+    now = dt.datetime.now(dt.UTC)
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         raise UsageError(f"the signing certificate {key.subject} is not valid now (valid until {key.not_after})")
     return key
@@ -110,7 +114,7 @@ def make_codesign_certificate(common_name: str = "sfbgen lab code signing", key_
     """A self-signed code-signing certificate and its key, for a lab."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

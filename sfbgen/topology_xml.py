@@ -62,22 +62,22 @@ class Element:
     tag: str
     attrs: dict[str, str]
     line: int
-    children: list["Element"] = field(default_factory=list)
+    children: list[Element] = field(default_factory=list)
     text: str = ""
 
     def get(self, name: str, default: str = "") -> str:
         return self.attrs.get(name, default)
 
-    def all(self, tag: str) -> list["Element"]:
+    def all(self, tag: str) -> list[Element]:
         return [child for child in self.children if child.tag == tag]
 
-    def first(self, tag: str) -> "Element | None":
+    def first(self, tag: str) -> Element | None:
         for child in self.children:
             if child.tag == tag:
                 return child
         return None
 
-    def path(self, *tags: str) -> list["Element"]:
+    def path(self, *tags: str) -> list[Element]:
         """The elements reached by following `tags` from here, child by child."""
         level = [self]
         for tag in tags:
@@ -193,9 +193,8 @@ def parse_xml(raw: bytes, name: str) -> Element:
     Safely: defusedxml's parser (no DTD, no entity, no external reference), fed the text a piece at a
     time, with every element counted against the limits above as it is read, so that a hostile
     document is refused when it passes one — never after it has been held whole in memory."""
-    from xml.etree.ElementTree import ParseError
-
     from pyexpat import ExpatError
+    from xml.etree.ElementTree import ParseError
 
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import DefusedXMLParser
@@ -321,7 +320,7 @@ def _domains(topology: Element) -> tuple[list[tuple[str, int]], str]:
 
 
 def _site_names(sites: list[Element]) -> dict[object, tuple[str, int]]:
-    out = {}
+    out: dict[object, tuple[str, int]] = {}
     for site in sites:
         name = site.first("Name")
         out[site.get("SiteId")] = ((name.text.strip() if name is not None else "") or f"Site {site.get('SiteId')}", site.line)
@@ -360,13 +359,18 @@ def _from_topology_builder(root: Element) -> Document:
                 sql[instance.get("UniqueId")] = key
     services = []
     for service in topology.path("Services", "Service"):
-        depends = [d.get("ServiceUniqueId") for d in service.path("DependsOn", "Dependency")]
+        depends: list[object] = [d.get("ServiceUniqueId") for d in service.path("DependsOn", "Dependency")]
         services.append(Service(service.get("UniqueId"), service.get("RoleName"), service.get("InstalledOn"), depends, service, service.get("ServiceVersion"), service.line))
-    branches = [(b.first("Name").text.strip() if b.first("Name") is not None else "?", b.line) for b in topology.path("BranchSites", "BranchSite")]
+    branches = [_branch_site(b) for b in topology.path("BranchSites", "BranchSite")]
     return Document("Topology Builder document", domains, default, urls, _site_names(central), branches, clusters, sql, services, root.line)
 
 
-def _cluster_id(element: Element | None) -> object:
+def _branch_site(branch: Element) -> tuple[str, int]:
+    name = branch.first("Name")
+    return (name.text.strip() if name is not None else "?", branch.line)
+
+
+def _cluster_id(element: Element | None) -> tuple[str, str] | None:
     return (element.get("SiteId"), element.get("Number")) if element is not None else None
 
 
@@ -385,7 +389,7 @@ def _from_published(root: Element) -> Document:
     for cluster in root.path("Clusters", "Cluster"):
         key = _cluster_id(cluster.first("ClusterId"))
         clusters[key] = Cluster(key, cluster.get("Fqdn"), key[0] if key else None, [m for m in _machines(cluster, cluster) if m.fqdn], _bool(cluster.get("RequiresSetup")), cluster.line)
-    sql = {}
+    sql: dict[object, object] = {}
     for instance in root.path("SqlInstances", "SqlInstance"):
         ident = instance.first("SqlInstanceId")
         sql[_sql_id(ident)] = _cluster_id(ident.first("ClusterId")) if ident is not None else None
@@ -398,7 +402,7 @@ def _from_published(root: Element) -> Document:
         ident = service.first("ServiceId")
         depends = [_service_id(d.first("ServiceId")) for d in service.path("DependsOn", "Dependency")]
         services.append(Service(_service_id(ident), ident.get("RoleName") if ident is not None else "", target, depends, service, service.get("ServiceVersion"), service.line))
-    branches = [(b.first("Name").text.strip() if b.first("Name") is not None else "?", b.line) for b in root.path("Sites", "BranchSite")]
+    branches = [_branch_site(b) for b in root.path("Sites", "BranchSite")]
     return Document("published topology", domains, default, None, _site_names(central), branches, clusters, sql, services, root.line)
 
 

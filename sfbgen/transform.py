@@ -24,6 +24,8 @@ class Item(NamedTuple):
 
 
 def _span(token: Token) -> Span:
+    # Every token of the parser's lexer has its positions; only a Token made by hand lacks them.
+    assert token.line is not None and token.column is not None and token.end_line is not None and token.end_column is not None
     return Span(token.line, token.column, token.end_line, token.end_column)
 
 
@@ -38,6 +40,7 @@ def _name(token: Token) -> m.Name:
 def _text(token: Token) -> m.Name:
     """A quoted string's content; the span covers the content, so a caret points inside the quotes."""
     line, col = token.line, token.column
+    assert line is not None and col is not None  # a token of the parser's lexer
     return m.Name.make(value=str(token)[1:-1], span=Span(line, col + 1, line, col + len(token) - 1))
 
 
@@ -325,11 +328,13 @@ def support_diagnostics(topology: m.Topology, text: str, file: str) -> list[Diag
     their output as it was, so a pipeline that compiles a 2019 topology does not change. The
     acknowledgement is a line of the topology, so the decision is reviewed with it."""
     product = topology.product
-    ended = END_OF_SUPPORT.get(product.value) if product is not None else None
+    if product is None:
+        return []
+    ended = END_OF_SUPPORT.get(product.value)
     if ended is None:
         return []
     words = [match.group() for match in _TOKEN.finditer(text)]
-    if any(a == "end_of_support" and b == "acknowledged" for a, b in zip(words, words[1:])):
+    if any(a == "end_of_support" and b == "acknowledged" for a, b in zip(words, words[1:], strict=False)):
         return []
     return [diagnostic(
         "SFB258", product.span,

@@ -33,6 +33,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from cryptography import x509
 
@@ -143,7 +144,9 @@ def _read(root_fd: int, relative: str, limit: int, clock: _Clock, expected_size:
 def _walk(root_fd: int, clock: _Clock, limit: int) -> tuple[list[str], list[str], list[tuple[str, str]]]:
     """(regular files, folders, (path, problem)) beneath the bundle, as '/'-separated relative paths;
     links and devices are problems, never followed."""
-    files, folders, problems = [], [], []
+    files: list[str] = []
+    folders: list[str] = []
+    problems: list[tuple[str, str]] = []
     stack = [("", os.open(".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=root_fd))]
     try:
         _walk_stack(stack, clock, limit, files, folders, problems)
@@ -185,7 +188,8 @@ def _collisions(paths: list[str]) -> list[FileReport]:
     """A report for every name that is not its own file on Windows: a reserved device name, a ':'
     stream, or the same file as another name of the bundle once case, Unicode normalization and
     trailing dots and spaces are folded the way Windows (and a macOS controller) fold them."""
-    reports, first = [], {}
+    reports: list[FileReport] = []
+    first: dict[str, str] = {}
     for path in sorted(paths):
         device = next((d for d in map(mf.reserved_device, path.split("/")) if d), None)
         if device:
@@ -255,7 +259,7 @@ def verify_file(path: Path, trust: Trust) -> FileReport:
     report.problems.extend(verdict.problems)
     if verdict.ok and not trust.signer:
         report.problems.append(_pin_hint(verdict.thumbprint, verdict.signer))
-    elif verdict.ok and verdict.thumbprint != trust.signer.upper():
+    elif verdict.ok and trust.signer and verdict.thumbprint != trust.signer.upper():
         report.problems.append(f"signed by {verdict.thumbprint} ({verdict.signer}), not by {trust.signer.upper()} (--signer)")
     if verdict.ok:
         stamp = f", timestamped {verdict.timestamp:%Y-%m-%d %H:%M} UTC" if verdict.timestamp else ""
@@ -267,7 +271,7 @@ def verify_file(path: Path, trust: Trust) -> FileReport:
 def verify_bundle(root: Path, trust: Trust) -> list[FileReport]:
     """Check the bundle at `root`: one report per file, and one for the manifest first."""
     clock = _Clock(trust.deadline_s)
-    now = trust.now or dt.datetime.now(dt.timezone.utc)
+    now = trust.now or dt.datetime.now(dt.UTC)
     try:
         info = os.lstat(root)
         if not stat.S_ISDIR(info.st_mode):
@@ -454,7 +458,15 @@ def load_crls(data: bytes) -> list[x509.CertificateRevocationList]:
     return [x509.load_der_x509_crl(data)]
 
 
-def read_trust_file(data: bytes) -> dict:
+class TrustPins(TypedDict):
+    """What a trust file pins (read_trust_file)."""
+
+    signer: str
+    roots: list[str] | None
+    not_older_than: int | None
+
+
+def read_trust_file(data: bytes) -> TrustPins:
     """The pins of a trust file: {"signer": THUMBPRINT, "roots": [THUMBPRINT, ...], "not_older_than": N};
     only "signer" is required, and nothing else may be in it."""
     import json
@@ -470,7 +482,7 @@ def read_trust_file(data: bytes) -> dict:
         raise TrustInputError(f"the trust file has fields sfbgen does not know: {', '.join(map(str, unknown[:5]))}")
     if "signer" not in document:
         raise TrustInputError('the trust file pins no "signer"')
-    pins = {"signer": _thumbprint(document["signer"], "the trust file's signer"), "roots": None, "not_older_than": None}
+    pins: TrustPins = {"signer": _thumbprint(document["signer"], "the trust file's signer"), "roots": None, "not_older_than": None}
     if pins["signer"] and len(pins["signer"]) != 40:
         raise TrustInputError("the trust file's signer must be a SHA-1 thumbprint (40 hexadecimal digits), as Windows shows it")
     if "roots" in document:

@@ -70,7 +70,7 @@ def require_osslsigncode() -> str:
 
 
 def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ class DiagnosticRecorder:
         self._pid = os.getpid()
         self._original = None
 
-    def install(self) -> "DiagnosticRecorder":
+    def install(self) -> DiagnosticRecorder:
         from sfbgen import diagnostics
 
         self._diagnostics_file = os.path.realpath(diagnostics.__file__)

@@ -14,9 +14,9 @@ quiet on a good one.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable, Iterator
 
 from tests import pwsh_tree
 
@@ -37,7 +37,7 @@ class Rule:
     id: str
     title: str  # one line
     source: str  # where the pitfall is documented
-    check: Callable[["Script"], Iterator[tuple[int, str]]]
+    check: Callable[[Script], Iterator[tuple[int, str]]]
 
 
 RULES: dict[str, Rule] = {}
@@ -118,7 +118,7 @@ class Script:
             yield line, self.line_text(line)
 
     @cached_property
-    def commands(self) -> list["Command"]:
+    def commands(self) -> list[Command]:
         out = []
         for node in self.of_type("command"):
             name = node.child_by_field_name("command_name")
@@ -698,7 +698,7 @@ def _output_encoding(s: Script):
         return
     for pipeline in s.of_type("pipeline_chain"):
         stages = [c for c in pipeline.children if c.type in ("command", "unary_expression")]
-        for position, stage in enumerate(stages[1:], 1):
+        for _position, stage in enumerate(stages[1:], 1):
             if stage.type == "command" and s.text(stage.child_by_field_name("command_name") or stage).strip("'\"").lower().endswith(".exe"):
                 yield stage.start_point[0] + 1, s.line_text(stage.start_point[0] + 1)
 

@@ -14,6 +14,7 @@ from sfbgen.compiler import compile_file
 from sfbgen.fleet import safe
 from tests.conftest import VALID_SAMPLES
 
+
 class _Loader(yaml.SafeLoader):
     """YAML as Ansible reads it: `!unsafe` marks a value Ansible never templates (a topology's paths)."""
 
@@ -230,7 +231,7 @@ def test_a_topology_value_reaches_the_playbook_only_as_a_literal_ansible_never_t
 def test_no_prompt_is_reachable_when_the_password_is_given(bundles):
     """Get-PfxPassword returns -PfxPassword or the line on stdin before it could reach Read-Host; no
     other prompt is in any script unless a switch asks for it (-PromptForCaCredential)."""
-    for sample, (result, _) in bundles.items():
+    for _sample, (result, _) in bundles.items():
         for path, data in result.files.items():
             if not path.endswith(".ps1"):
                 continue
@@ -273,7 +274,7 @@ def test_invoke_runbook_carries_every_step_once_in_wave_order(bundles, sample, p
     waves = [int(e[5]) for e in entries]
     assert waves == sorted(waves)
     wave_of = {e[0]: int(e[5]) for e in entries}
-    for entry, step in zip(entries, steps):
+    for entry, step in zip(entries, steps, strict=True):
         assert entry[1] == step["server"]
         assert entry[2] == (step["script"].split("/")[-1] if step["script"] else "")
         assert _quoted_list(entry[3]) == step["after"]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from sfbgen.cli import app
 from sfbgen.compiler import compile_file
 from sfbgen.formatter import format_text
-from tests.conftest import SHARED, VALID_SAMPLES
+from tests.conftest import ROOT, SHARED, VALID_SAMPLES
 
 runner = CliRunner()
 
@@ -154,3 +154,26 @@ def test_an_imported_topology_is_already_in_canonical_form(document):
     result = import_file(SHARED / "topologies" / document, ImportOptions())
     assert result.text is not None
     assert format_text(result.text)[0] == result.text
+
+
+def _utf16(text: str, encoding: str = "utf-16-le") -> bytes:
+    mark = b"\xff\xfe" if encoding == "utf-16-le" else b"\xfe\xff"
+    return mark + text.replace("\n", "\r\n").encode(encoding)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_fmt_round_trips_utf16_with_crlf_byte_for_byte(tmp_path, encoding):
+    """Issue 21: a topology saved by Notepad ("Unicode") or Windows PowerShell 5.1's '>' is UTF-16
+    with a byte-order mark and CRLF; fmt keeps all three, and a formatted file is left byte for byte."""
+    from sfbgen.formatting_files import FormatOutcome, format_file
+
+    canonical = (ROOT / "samples" / "standard-edition.sfb").read_text(encoding="utf-8")
+    tidy = tmp_path / "tidy.sfb"
+    tidy.write_bytes(_utf16(canonical, encoding))
+    assert format_file(tidy, write=False).state is FormatOutcome.UNCHANGED  # --check passes
+    untidy = tmp_path / "untidy.sfb"
+    untidy.write_bytes(_utf16(canonical.replace("    sip_domain", "  sip_domain"), encoding))
+    checked = format_file(untidy, write=False)
+    assert checked.state is FormatOutcome.CHANGED and "+    sip_domain northwind.com primary" in checked.diff
+    assert format_file(untidy, write=True).state is FormatOutcome.CHANGED
+    assert untidy.read_bytes() == tidy.read_bytes()

@@ -239,7 +239,8 @@ def test_cli_import_writes_atomically_and_refuses_to_overwrite(tmp_path):
 
     source = shared_path("topologies", "rlevchenko_powershell-skype_DefaultTopology.xml")
     out = tmp_path / "topo.sfb"
-    run = lambda *args: subprocess.run([sys.executable, "-m", "sfbgen", "import", str(source), *args], capture_output=True, text=True)
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "sfbgen", "import", str(source), *args], capture_output=True, text=True)
     first = run("--out", str(out), "--media", "D:\\", "--ca", "ca.t.com\\CA")
     assert first.returncode == 0, first.stderr
     assert "1 server in 1 pool" in first.stdout and "not deployed by sfbgen: srv-sql-01" in first.stdout
@@ -280,7 +281,8 @@ def _expectations(script: str) -> dict:
     def value(name):
         return _re.search(rf"^\${name} = (.*)$", script, _re.M).group(1)
 
-    strings = lambda text: _re.findall(r"'((?:[^']|'')*)'", text)
+    def strings(text):
+        return _re.findall(r"'((?:[^']|'')*)'", text)
     edge = dict(_re.findall(r"(\w+) = '([^']*)'", value("ExpectedEdgeFqdns")))
     return {"server": strings(value("ServerFqdn"))[0], "pool": strings(value("PoolFqdn"))[0], "roles": strings(value("ExpectedRoles")),
             "director": value("ExpectedDirector") == "$true", "web_internal": strings(value("ExpectedWebInternal"))[0],

@@ -3,14 +3,12 @@ byte-for-byte the one a single process makes, and a failure in a worker must los
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
 from bench.generate import generate
 from sfbgen import compiler
-from sfbgen.bundle import MARKER
 from sfbgen.compiler import compile_file
 from tests.test_bundle import snapshot_tree
 

@@ -233,7 +233,7 @@ def test_every_script_parses_and_passes_the_51_lint(bundles):
 def test_every_skype_cmdlet_call_fits_the_catalog(bundles):
     seen = set()
     for result in bundles.values():
-        for path, data in _scripts(result.files).items():
+        for _path, data in _scripts(result.files).items():
             for command in pwsh_tree.commands(data):
                 if command.name in catalog():
                     seen.add(command.name)
@@ -512,7 +512,7 @@ def test_engine_serial_walk_runs_one_server_at_a_time(engine_runs):
     assert run.returncode == 0, run.output[-3000:]
     assert run.order() == [s["id"] for s in run.steps]
     calls = run.scripts()
-    for a, b in zip(calls, calls[1:]):  # never two at once, anywhere in the topology
+    for a, b in zip(calls, calls[1:], strict=False):  # never two at once, anywhere in the topology
         assert a["end"] <= b["start"], (a["host"], b["host"])
     _assert_waits_respected(run)
     assert run.summary["not_done"] == []

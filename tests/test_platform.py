@@ -16,7 +16,6 @@ from sfbgen.compiler import compile_file
 from sfbgen.platform import _facts, fact
 from sfbgen.resources import resource_dir
 from tests import pwsh_tree as pt
-from tests.conftest import SAMPLES
 
 
 def _script(compiled, sample: str, path: str) -> str:

@@ -138,7 +138,7 @@ def test_the_step_table_is_plan_json_with_each_steps_kind_and_secrets(bundles, s
     plan = json.loads(result.files["plan.json"])["runbook"]
     assert [e["Id"] for e in table] == [s["id"] for s in plan]  # every step once, in the runbook's order
     wave = {e["Id"]: e["Wave"] for e in table}
-    for entry, step in zip(table, plan):
+    for entry, step in zip(table, plan, strict=True):
         assert set(entry) == {"Id", "Server", "Kind", "Script", "Secrets", "After", "Copies", "Wave", "Action"}, entry
         assert entry["Server"] == step["server"] and entry["Action"] == step["action"] and entry["After"] == step["after"]
         assert entry["Script"] == (step["script"].split("/")[-1] if step["script"] else "")

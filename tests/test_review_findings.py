@@ -257,7 +257,7 @@ def test_queued_file_renames_are_a_warning_not_a_pending_restart(compiled):
     assert "SkipPendingFileRename" in _facts_source("pending_file_renames")
     assert "PendingReboot" in _facts_source("reboot_pending_keys")
     seen = 0
-    for sample, result in compiled.items():
+    for _sample, result in compiled.items():
         for name, data in result.files.items():
             text = _text(data)
             if not name.endswith(".ps1") or "function Test-PendingReboot" not in text:
@@ -295,7 +295,7 @@ def test_a_different_internal_web_services_fqdn_is_a_warning(compiled):
     fe = _text(compiled["contoso"].files["fe01.contoso.com/1-Install-LocalConfigurationStore.ps1"])
     assert "$ExpectedWebInternal = 'webint.contoso.com'" in fe
     checked = 0
-    for sample, result in compiled.items():
+    for _sample, result in compiled.items():
         for name, data in result.files.items():
             text = _text(data)
             if not name.endswith(".ps1") or "function Assert-PublishedTopology" not in text:

@@ -13,7 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sfbgen.authenticode import SigningKey, verify_script
 
 SCRIPT = "\ufeffWrite-Host 'stamped'\r\n".encode("utf-8")
-GEN_TIME = dt.datetime(2026, 6, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+GEN_TIME = dt.datetime(2026, 6, 1, 12, 0, 0, tzinfo=dt.UTC)
 
 
 def _certificate(name: str, key, usage, not_before, not_after, issuer=None, issuer_key=None):
@@ -40,7 +40,7 @@ def short_lived_key():
     """A code-signing certificate valid for the first half of 2026 only."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cert = _certificate("sfbgen short-lived signer", key, ExtendedKeyUsageOID.CODE_SIGNING,
-                        dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2026, 7, 1, tzinfo=dt.timezone.utc))
+                        dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 7, 1, tzinfo=dt.UTC))
     return key, cert
 
 
@@ -49,7 +49,7 @@ def test_timestamped_signature_outlives_the_certificate(tsa, short_lived_key):
     stamped = SigningKey(cert, key, timestamp_url=tsa.url).sign(SCRIPT)
     plain = SigningKey(cert, key).sign(SCRIPT)
     assert tsa.requests >= 1
-    later = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)  # after the certificate expired
+    later = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)  # after the certificate expired
     verdict = verify_script(stamped, [cert], now=later, tsa_anchors=[tsa.cert])
     assert verdict.ok, verdict.problems
     assert verdict.timestamp == GEN_TIME
@@ -62,7 +62,7 @@ def test_a_timestamp_from_an_authority_nobody_trusts_revives_nothing(tsa, short_
     authority for timestamping (--trust-tsa), the signature is judged now: expired."""
     key, cert = short_lived_key
     stamped = SigningKey(cert, key, timestamp_url=tsa.url).sign(SCRIPT)
-    later = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)
+    later = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
     for trusted_tsa in ([], [cert]):  # no TSA anchor; an anchor that is not a timestamping authority
         verdict = verify_script(stamped, [cert], now=later, tsa_anchors=trusted_tsa)
         assert not verdict.ok and verdict.timestamp is None

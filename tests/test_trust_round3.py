@@ -188,8 +188,8 @@ def test_a_current_crl_that_does_not_list_the_signer_is_checked(kit, revocable):
 def test_an_expired_crl_does_not_count_as_checked(kit, revocable):
     out, signer, _ = revocable
     old = (x509.CertificateRevocationListBuilder().issuer_name(kit.root.subject)
-           .last_update(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30))
-           .next_update(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).sign(kit.root_key, hashes.SHA256()))
+           .last_update(dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
+           .next_update(dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).sign(kit.root_key, hashes.SHA256()))
     reports = verify_bundle(out, kit.trust(signer=signer.thumbprint, crls=[old]))
     assert all(r.ok for r in reports) and "expired" in reports[0].warnings[0]
 
@@ -312,10 +312,11 @@ def test_sfbgen_signatures_are_canonical(kit):
 
 
 def test_a_timestamped_signature_is_canonical():
-    from bench.attacks import TimestampServer
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
-    tsa = TimestampServer(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+    from bench.attacks import TimestampServer
+
+    tsa = TimestampServer(dt.datetime.now(dt.UTC).replace(microsecond=0))
     try:
         key = attacks._key()
         root = certificate("root", key, ca=True, eku=(), key_cert_sign=True)
