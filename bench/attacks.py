@@ -149,7 +149,7 @@ def signer_set_to_nobody(kit: Kit):
     bundle = kit.copy("a2")
     for path in (bundle / mf.ROOT_NAME, bundle / SCRIPT.split("/")[0] / mf.SERVER_NAME):
         text = _unsign(path.read_bytes()).decode("utf-8-sig")
-        path.write_bytes(("\ufeff" + "\n".join(l if not l.startswith("    Signer = ") else "    Signer = ''" for l in text.split("\n"))).encode("utf-8"))
+        path.write_bytes(("\ufeff" + "\n".join(row if not row.startswith("    Signer = ") else "    Signer = ''" for row in text.split("\n"))).encode("utf-8"))
     return _verify(bundle, kit.trust())
 
 
@@ -1213,7 +1213,7 @@ class TimestampServer:
 
 
 def attack_section(attacks: dict) -> list[str]:
-    """The section's lines, as bench/reliability.py's report() makes them."""
+    """RELIABILITY.md's "Attacks on trust" section (bench/reliability.py's report() writes it with this too)."""
     return [
         "## Attacks on trust",
         "",

@@ -116,7 +116,7 @@ def main() -> None:
                 "".join(difflib.unified_diff(bad_text.splitlines(True), formatted.splitlines(True)))
                 row["old_difflib_s"] = round(time.perf_counter() - started, 2)
             results["sizes"].append(row)
-            print(f"{row['mb']:5} {lines:9,} {normal_s:9.2f} {bad_s:15.2f} {bad_in:17.2f} {('{:.2f}'.format(ratio)) if ratio else '':>18}"
+            print(f"{row['mb']:5} {lines:9,} {normal_s:9.2f} {bad_s:15.2f} {bad_in:17.2f} {(f'{ratio:.2f}') if ratio else '':>18}"
                   + (f"   (difflib alone: {row['old_difflib_s']} s)" if "old_difflib_s" in row else ""))
     (HERE / "fmt_results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 

@@ -37,11 +37,11 @@ def generate(servers: int) -> str:
         hop = None
         instance = {}
 
-        def next_instance(role):
+        def next_instance(role, instance=instance):  # this site's counts
             instance[role] = instance.get(role, 0) + 1
             return instance[role]
 
-        def cluster(fqdn, machines, setup=True):
+        def cluster(fqdn, machines, setup=True, site=site):  # this site's cluster
             nonlocal number
             number += 1
             rows = "".join(f'\n      <Machine OrdinalInCluster="{i + 1}" Fqdn="{m}"><NetInterface InterfaceSide="Primary" InterfaceNumber="1" IPAddress="0.0.0.0" /></Machine>' for i, m in enumerate(machines))

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.attacks import attack_section
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -156,15 +158,7 @@ def report(figures: dict) -> str:
         f"| what each killed compile left: whole bundle A / whole bundle B / anything else | {kills['states'].get('A', 0)} / {kills['states'].get('B', 0)} / {kills['states'].get('broken', 0)} |",
         f"| secrets found in output (must be 0) | {len(secrets['found'])} (searched {secrets['files_searched']} files, {secrets['bytes_searched']:,} bytes for {secrets['secrets']} secret values) |",
         "",
-        "## Attacks on trust",
-        "",
-        "Every attack of the security review, replayed by `bench/attacks.py` (and by `tests/test_trust.py`):",
-        f"{attacks['tried']} tried, {attacks['refused']} refused, {attacks['accepted']} accepted (must be 0), {attacks['crashed']} crashed (must be 0).",
-        "",
-        "| attack | outcome | what stopped it |",
-        "|---|---|---|",
-        *[f"| {name} | {outcome} | {said.replace('|', '/')[:110]} |" for name, (outcome, said) in attacks["results"].items()],
-        "",
+        *attack_section(attacks),
         "## Hostile strings per field",
         "",
         "Each value is either rejected with a diagnostic or compiled into scripts whose syntax tree is the",

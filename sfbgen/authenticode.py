@@ -49,7 +49,6 @@ OID_RFC3161_TIMESTAMP = "1.3.6.1.4.1.311.3.3.1"
 OID_COUNTERSIGNATURE = "1.2.840.113549.1.9.6"
 # Digest algorithms a signature may use: SHA-256 or stronger (MD5 and SHA-1 are refused).
 STRONG_HASHES = ("sha256", "sha384", "sha512")
-OID_CODE_SIGNING = x509.oid.ExtendedKeyUsageOID.CODE_SIGNING
 # The PowerShell subject interface package {603BCC1F-4B59-4E08-B724-D2C6297EF351}, Windows byte order.
 POWERSHELL_SIP_GUID = bytes.fromhex("1fcc3b60594b084eb724d2c6297ef351")
 

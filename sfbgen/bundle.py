@@ -4,6 +4,9 @@ The new bundle is written into a temporary folder beside the destination, then s
 on Linux with one atomic `renameat2(RENAME_EXCHANGE)`, elsewhere with two renames, whose only
 in-between state (destination missing, previous bundle parked beside it) is repaired on the next run.
 A folder sfbgen did not create is never touched.
+
+The bundle builder (`compiler.build_bundle`) hands every file to a `Sink` its caller chooses: `DiskSink`
+(this atomic writer), `MemorySink` (a dict, for tests and tools), `TeeSink` (both) or `CountingSink`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Protocol
 
 from .diagnostics import UsageError
 
@@ -121,12 +125,59 @@ def _exchange(a: Path, b: Path) -> bool:
     return result == 0
 
 
-class BundleWriter:
+class Sink(Protocol):
+    """Where the bundle builder (`compiler.build_bundle`) puts each file it makes, in the bundle's order.
+
+    `in_workers`: whether `add` may run in a forked worker (writing a file may; filling a dict of this
+    process may not), so that a large topology's server files never cross a pipe.
+    """
+
+    in_workers: bool
+
+    def add(self, relative: str, data: bytes) -> None: ...
+
+
+class MemorySink:
+    """The bundle in memory: `files`, path -> bytes, in the order they were made (tests, tools)."""
+
+    in_workers = False
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def add(self, relative: str, data: bytes) -> None:
+        self.files[relative] = data
+
+
+class CountingSink:
+    """Keeps no file: for a caller that wants only the count (and the checks made on the way)."""
+
+    in_workers = True
+
+    def add(self, relative: str, data: bytes) -> None:
+        pass
+
+
+class TeeSink:
+    """Every file to each of `sinks`, in order: the bundle on disk and in memory at once."""
+
+    def __init__(self, *sinks: Sink):
+        self.sinks = sinks
+        self.in_workers = all(sink.in_workers for sink in sinks)
+
+    def add(self, relative: str, data: bytes) -> None:
+        for sink in self.sinks:
+            sink.add(relative, data)
+
+
+class DiskSink:
     """Writes files into a temporary folder beside `out`; `commit` swaps it into place.
 
     Used as a context manager: leaving the block without `commit` (an error, an interrupt) removes the
     temporary folder and leaves `out` as it was.
     """
+
+    in_workers = True  # a forked worker writes its files into the temporary folder itself
 
     def __init__(self, out: Path, inputs: list[Path]):
         self.out = Path(out)
@@ -141,7 +192,7 @@ class BundleWriter:
         self._made: set[str] = set()
         self._committed = False
 
-    def __enter__(self) -> BundleWriter:
+    def __enter__(self) -> DiskSink:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir()
         self._root = os.fspath(self.tmp)
@@ -183,3 +234,6 @@ class BundleWriter:
     def __exit__(self, *exc) -> None:
         if not self._committed:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+BundleWriter = DiskSink  # its former name (sfbgen/patching.py)

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from . import model as m
-from .diagnostics import Diagnostic, Span, diagnostic
+from .diagnostics import Diagnostic, DiagnosticBuilder, Span
 from .display import visible
 
 DEFAULT_KEY_SIZE = 2048
@@ -321,14 +321,15 @@ def certificate_warnings(requests: Iterable[CertificateRequest], file: str) -> l
     """What the documentation warns about, found in the computed certificates (one warning per request)."""
     out: list[Diagnostic] = []
     seen: set[str] = set()
+    build = DiagnosticBuilder(file)
     for req in requests:
         if req.id in seen:
             continue
         seen.add(req.id)
         if req.subject.startswith("*"):
-            out.append(diagnostic("SFB306", req.origin, f"the {'/'.join(req.usages)} certificate would have the wildcard subject {req.subject}", "use a real FQDN as subject; wildcards are supported only as SANs for simple URLs", file))
+            out.append(build.wildcard_subject_name(req.origin, f"the {'/'.join(req.usages)} certificate would have the wildcard subject {req.subject}", "use a real FQDN as subject; wildcards are supported only as SANs for simple URLs"))
         if len(req.sans) > MAX_SANS:
-            out.append(diagnostic("SFB307", req.origin, f"the {'/'.join(req.usages)} certificate needs {len(req.sans)} names; one request usually carries at most {MAX_SANS}", "use separate web certificates (web separate) or fewer SIP domains per pool", file))
+            out.append(build.too_many_certificate_names(req.origin, f"the {'/'.join(req.usages)} certificate needs {len(req.sans)} names; one request usually carries at most {MAX_SANS}", "use separate web certificates (web separate) or fewer SIP domains per pool"))
         if req.scope == "pool" and req.authority == "online":
             # An Edge Server is in the perimeter network and not a domain member: it cannot enroll
             # online with the internal enterprise CA, and its external certificate comes from a
@@ -338,13 +339,13 @@ def certificate_warnings(requests: Iterable[CertificateRequest], file: str) -> l
             pool, ca = visible(req.pool), visible(req.policy.ca or "")
             reason = "an Edge Server sits in the perimeter network, is not a domain member and cannot enroll there"
             if external:
-                out.append(diagnostic("SFB310", req.origin, f"the Edge pool {pool}'s external certificate would be requested online from the enterprise CA {ca}: {reason}, and the external Edge certificate comes from a public CA",
-                                      f"give the Edge pool {pool} its own 'certificates {{ authority offline public }}' block", file))
+                out.append(build.edge_certificate_from_enterprise_ca(req.origin, f"the Edge pool {pool}'s external certificate would be requested online from the enterprise CA {ca}: {reason}, and the external Edge certificate comes from a public CA",
+                                      f"give the Edge pool {pool} its own 'certificates {{ authority offline public }}' block"))
             else:
-                out.append(diagnostic("SFB310", req.origin, f"the Edge pool {pool}'s internal certificate would be requested online from the enterprise CA {ca}: {reason}",
-                                      f"write 'internal_certificates {{ authority offline }}' in the Edge pool {pool} (a request file for the internal CA)", file))
+                out.append(build.edge_certificate_from_enterprise_ca(req.origin, f"the Edge pool {pool}'s internal certificate would be requested online from the enterprise CA {ca}: {reason}",
+                                      f"write 'internal_certificates {{ authority offline }}' in the Edge pool {pool} (a request file for the internal CA)"))
         if req.policy.public:
             internal = [n for n in req.sans if n.lower().endswith(_INTERNAL_ONLY_SUFFIXES) or "." not in n]
             if internal:
-                out.append(diagnostic("SFB305", req.origin, f"the {'/'.join(req.usages)} certificate goes to a public CA but names {', '.join(internal)}, which public CAs do not issue", "use names in a public DNS domain for externally published services", file))
+                out.append(build.internal_name_on_public_certificate(req.origin, f"the {'/'.join(req.usages)} certificate goes to a public CA but names {', '.join(internal)}, which public CAs do not issue", "use names in a public DNS domain for externally published services"))
     return out

@@ -13,12 +13,11 @@ from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from . import model as m
-from .diagnostics import UNSAFE_CHARACTERS, Diagnostic, Span, diagnostic, visible
+from .diagnostics import UNSAFE_CHARACTERS, Diagnostic, Reporter, Span, visible
 from .pool_kinds import NEXT_HOP_TARGETS, kind_of
 
 Check = Callable[[m.Topology, "Reporter"], None]
 
-PRODUCTS = ("2015", "2019", "subscription")
 SMART_SETUP_MODES = ("wsus", "microsoft_update", "off")
 KEY_SIZES = (1024, 2048, 4096)
 # X.520 upper bounds for the subject fields a certificate request carries.
@@ -28,15 +27,6 @@ TEXT_MAX = 255
 SIGNATURE_MARKER = "# SIG # Begin signature block"
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-
-
-class Reporter:
-    def __init__(self, file: str):
-        self.file = file
-        self.diagnostics: list[Diagnostic] = []
-
-    def __call__(self, code: str, span: Span, problem: str, fix: str) -> None:
-        self.diagnostics.append(diagnostic(code, span, problem, fix, self.file))
 
 
 def fqdn_problem(value: str, wildcard: bool = False) -> str | None:
@@ -123,22 +113,20 @@ def check_text(topology: m.Topology, report: Reporter) -> None:
         if bad:
             char = bad.group()
             column = name.span.column + bad.start()
-            report(
-                "SFB290",
+            report.control_character_in_text(
                 Span(name.span.line, column, name.span.line, column + 1),
                 f"the {label} contains the control character U+{ord(char):04X}",
                 "remove it: values are written into PowerShell scripts and must be plain text",
             )
         elif SIGNATURE_MARKER.lower() in value.lower():
-            report(
-                "SFB291",
+            report.signature_marker_in_text(
                 name.span,
                 f"the {label} contains the text '{SIGNATURE_MARKER}', which marks where a script's signature starts",
                 "remove it: a script holding that text cannot be signed or verified reliably",
             )
         limit = SUBJECT_FIELD_MAX if label in ("organization", "unit", "city", "state") else TEXT_MAX
         if len(value) > limit:
-            report("SFB292", name.span, f"the {label} is {len(value)} characters long", f"keep it to {limit} characters")
+            report.text_too_long(name.span, f"the {label} is {len(value)} characters long", f"keep it to {limit} characters")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -150,7 +138,7 @@ _ABSOLUTE_PATH = re.compile(r"^([A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)")
 
 def _check_path(value: m.Name | None, label: str, report: Reporter) -> None:
     if value is not None and not _ABSOLUTE_PATH.match(value.value):
-        report("SFB252", value.span, f"the {label} '{_display(value.value)}' is not absolute", "give a drive path such as D:\\ or a UNC path such as \\\\files\\Media\\SfB")
+        report.media_path_not_absolute(value.span, f"the {label} '{_display(value.value)}' is not absolute", "give a drive path such as D:\\ or a UNC path such as \\\\files\\Media\\SfB")
     _check_doubled_backslashes(value, label, report)
 
 
@@ -162,18 +150,19 @@ def _check_doubled_backslashes(value: m.Name | None, label: str, report: Reporte
     position = inner.find("\\\\")
     if position >= 0:
         column = value.span.column + (len(value.value) - len(inner)) + position
-        report("SFB111", Span(value.span.line, column, value.span.line, column + 2),
-               f"the {label} holds a doubled backslash; strings are literal, so it reaches the scripts as two",
-               "write each backslash once, as Windows does (only a UNC path starts with two)")
+        report.doubled_backslash_in_a_path(Span(value.span.line, column, value.span.line, column + 2),
+                                           f"the {label} holds a doubled backslash; strings are literal, so it reaches the scripts as two",
+                                           "write each backslash once, as Windows does (only a UNC path starts with two)")
 
 
 def check_settings(topology: m.Topology, report: Reporter) -> None:
+    from .platform import products
+
     name_span = topology.name.span
     if topology.product is None:
-        report("SFB107", name_span, "the topology does not say which product it deploys", "add 'product 2019', 'product 2015' or 'product subscription'")
-    elif topology.product.value not in PRODUCTS:
-        report(
-            "SFB250",
+        report.required_setting_missing(name_span, "the topology does not say which product it deploys", "add 'product 2019', 'product 2015' or 'product subscription'")
+    elif topology.product.value not in products():
+        report.product_version_unsupported(
             topology.product.span,
             f"product {_display(topology.product.value)} is not a Skype for Business Server version sfbgen deploys",
             "write 'product 2015', 'product 2019' or 'product subscription'",
@@ -187,10 +176,9 @@ def check_settings(topology: m.Topology, report: Reporter) -> None:
             ("windows_server", topology.windows_server or None, "windows_server 2019 2022"),
         ):
             if value is None:
-                report("SFB107", topology.product.span, f"Subscription Edition needs '{label}': sfbgen has no Microsoft source for its default", f"add {example}, as your installation media and Microsoft's system requirements say")
+                report.required_setting_missing(topology.product.span, f"Subscription Edition needs '{label}': sfbgen has no Microsoft source for its default", f"add {example}, as your installation media and Microsoft's system requirements say")
     if topology.media is None and any(pool.media is None for pool in topology.pools()):
-        report(
-            "SFB107",
+        report.required_setting_missing(
             name_span,
             "the topology does not say where the installation media is",
             'add media "\\\\fileserver\\share\\SfB" (a UNC path or a local path such as D:\\), or a media line in every pool',
@@ -210,11 +198,10 @@ def check_settings(topology: m.Topology, report: Reporter) -> None:
     known = fact("windows_server_builds")
     for version in topology.windows_server:
         if version.value not in known:
-            report("SFB108", version.span, f"'{_display(version.value)}' is not a Windows Server version sfbgen knows", "write some of " + ", ".join(known))
+            report.unknown_value(version.span, f"'{_display(version.value)}' is not a Windows Server version sfbgen knows", "write some of " + ", ".join(known))
     _check_doubled_backslashes(topology.install_path, "install path", report)
     if topology.install_path is not None and not re.match(r"^[A-Za-z]:\\", topology.install_path.value):
-        report(
-            "SFB251",
+        report.install_path_not_absolute(
             topology.install_path.span,
             f"the install path '{_display(topology.install_path.value)}' is not an absolute local path",
             "give a path on a local drive, such as D:\\Program Files\\Skype for Business Server 2015",
@@ -224,15 +211,13 @@ def check_settings(topology: m.Topology, report: Reporter) -> None:
         ("mobility", topology.mobility, ("on", "off")),
     ):
         if value is not None and value.value not in allowed:
-            report(
-                "SFB108",
+            report.unknown_value(
                 value.span,
                 f"'{_display(value.value)}' is not a {label} setting",
                 "write one of " + ", ".join(allowed),
             )
     if topology.smart_setup is not None and topology.smart_setup.value in ("wsus", "microsoft_update"):
-        report(
-            "SFB109",
+        report.setting_without_effect(
             topology.smart_setup.span,
             "smart_setup has no effect: Smart Setup is part of Setup.exe's wizard, and sfbgen installs from the media with Bootstrapper.exe",
             'remove it, and name the update to install: cumulative_update "<path>\\SkypeServerUpdateInstaller.exe" arguments "<its switches>"',
@@ -242,8 +227,7 @@ def check_settings(topology: m.Topology, report: Reporter) -> None:
             continue
         for label, path in (("installation media", topology.media_for(pool)), ("Windows sources", topology.windows_source_for(pool))):
             if path.startswith("\\\\"):
-                report(
-                    "SFB255",
+                report.edge_pool_reads_a_share(
                     pool.fqdn.span,
                     f"the Edge pool {pool.fqdn.value} reads its {label} from the share {_display(path)}",
                     "Edge Servers sit in the perimeter network and are not domain members: copy it to a local folder of each Edge Server and name that folder in the pool (media / windows_source)",
@@ -253,7 +237,7 @@ def check_settings(topology: m.Topology, report: Reporter) -> None:
     for extra in stores[1:]:
         first, again = stores[0].central_management_store, extra.central_management_store
         assert first is not None and again is not None  # the stores were chosen for having one
-        report("SFB254", again, f"a second Central Management Store (the first is at {first.line}:{first.column})", "keep one: a deployment has one Central Management Store")
+        report.second_central_management_store(again, f"a second Central Management Store (the first is at {first.line}:{first.column})", "keep one: a deployment has one Central Management Store")
 
 
 def _check_core_update(topology: m.Topology, report: Reporter) -> None:
@@ -275,8 +259,7 @@ def _check_core_update(topology: m.Topology, report: Reporter) -> None:
         return
     where = "the topology's windows_server names " + " and ".join(f"Windows Server {v}" for v in newer) if stated else \
         "the topology does not say which Windows Server its servers run (windows_server), so they may run Windows Server 2016 or 2019"
-    report(
-        "SFB256",
+    report.core_update_missing(
         topology.product.span,
         f"{where}; {product(version)['title']} needs its core components updated there (Cumulative Update 5 on 2016, 9 on 2019) before setup, "
         "and no cumulative_update is named, so step 1 stops on such a server",
@@ -292,8 +275,7 @@ def check_sites(topology: m.Topology, report: Reporter) -> None:
         key = site.name.value.casefold()
         if key in seen:
             first = seen[key].name.span
-            report(
-                "SFB253",
+            report.duplicate_site_name(
                 site.name.span,
                 f"the site '{_display(site.name.value)}' is defined twice (first at {first.line}:{first.column})",
                 "give every site its own name, or merge the two blocks",
@@ -301,8 +283,7 @@ def check_sites(topology: m.Topology, report: Reporter) -> None:
         else:
             seen[key] = site
     if not any(kind_of(pool).front_end for pool in topology.pools()):
-        report(
-            "SFB226",
+        report.no_front_end_pool(
             topology.name.span,
             "the topology has no Front End pool or Standard Edition server",
             "add an enterprise_pool or a standard_edition: every deployment needs one to hold its configuration",
@@ -362,13 +343,12 @@ def check_fqdns(topology: m.Topology, report: Reporter) -> None:
         label, name, pool = entry
         problem = fqdn_problem(name.value, wildcard=label == "Access Edge FQDN")
         if problem:
-            report("SFB202", name.span, f"the {label} '{_display(name.value)}' is not a valid FQDN: {problem}", "write a fully qualified DNS name")
+            report.malformed_fqdn(name.span, f"the {label} '{_display(name.value)}' is not a valid FQDN: {problem}", "write a fully qualified DNS name")
             continue
         if label == "server" or kind_of(pool).member_keyword is None and label == kind_of(pool).word:  # a computer's own name
             host = name.value.split(".")[0]
             if len(host) > 15:
-                report(
-                    "SFB203",
+                report.computer_name_too_long(
                     name.span,
                     f"the computer name '{host}' is {len(host)} characters long; Windows computer names have at most 15",
                     "use the server's real FQDN, whose first label is its computer name",
@@ -376,8 +356,7 @@ def check_fqdns(topology: m.Topology, report: Reporter) -> None:
         key = name.value.lower().rstrip(".")
         if key in seen and not _may_share(seen[key], entry):
             first_label, first, _ = seen[key]
-            report(
-                "SFB201",
+            report.duplicate_fqdn(
                 name.span,
                 f"'{name.value}' is used twice: here as {label} and at {first.span.line}:{first.span.column} as {first_label}",
                 "give every server, pool and service its own FQDN",
@@ -409,8 +388,7 @@ def check_device_names(topology: m.Topology, report: Reporter) -> None:
 
             device = reserved_device(name.value)
             if device and not fqdn_problem(name.value):  # a malformed FQDN is SFB202's
-                report(
-                    "SFB257",
+                report.windows_device_name(
                     name.span,
                     f"the {what} FQDN '{_display(name.value)}' begins with {device}, a device name Windows reserves: the folder of its bundle could not exist on Windows",
                     "give the computer another name, with no CON, PRN, AUX, NUL, COM1-9 or LPT1-9 before the first dot",
@@ -423,19 +401,18 @@ def check_sip_domains(topology: m.Topology, report: Reporter) -> None:
     for domain in topology.sip_domains:
         problem = fqdn_problem(domain.name.value)
         if problem:
-            report("SFB202", domain.name.span, f"the SIP domain '{_display(domain.name.value)}' is not a valid domain name: {problem}", "write a DNS domain such as contoso.com")
+            report.malformed_fqdn(domain.name.span, f"the SIP domain '{_display(domain.name.value)}' is not a valid domain name: {problem}", "write a DNS domain such as contoso.com")
         key = domain.name.value.lower()
         if key in seen:
-            report("SFB206", domain.name.span, f"the SIP domain '{domain.name.value}' is listed twice", "list each SIP domain once")
+            report.duplicate_sip_domain(domain.name.span, f"the SIP domain '{domain.name.value}' is listed twice", "list each SIP domain once")
         seen.setdefault(key, domain)
     primaries = [d for d in topology.sip_domains if d.primary]
     if not primaries:
         span = topology.sip_domains[0].span if topology.sip_domains else topology.name.span
-        report("SFB204", span, "no SIP domain is marked primary", "mark exactly one: sip_domain contoso.com primary")
+        report.no_primary_sip_domain(span, "no SIP domain is marked primary", "mark exactly one: sip_domain contoso.com primary")
     for extra in primaries[1:]:
         first = primaries[0].span
-        report(
-            "SFB205",
+        report.more_than_one_primary_sip_domain(
             extra.span,
             f"a second primary SIP domain (the first is at {first.line}:{first.column})",
             "mark exactly one SIP domain primary",
@@ -462,36 +439,35 @@ def check_simple_urls(topology: m.Topology, report: Reporter) -> None:
     for url in topology.simple_urls:
         kind = url.kind.value
         if kind not in ("meet", "dialin", "admin"):
-            report("SFB219", url.kind.span, f"'{_display(kind)}' is not a kind of simple URL", "write meet, dialin or admin")
+            report.unknown_simple_url_kind(url.kind.span, f"'{_display(kind)}' is not a kind of simple URL", "write meet, dialin or admin")
             continue
         if url.domain is not None and kind != "meet":
-            report("SFB106", url.domain.span, f"a {kind} URL serves every SIP domain and takes no 'for'", "remove 'for ...'")
+            report.setting_not_allowed_here(url.domain.span, f"a {kind} URL serves every SIP domain and takes no 'for'", "remove 'for ...'")
         if kind == "meet":
             domain = (url.domain.value if url.domain else primary).lower()
             if url.domain is not None and domain not in domains:
-                report("SFB217", url.domain.span, f"'{_display(url.domain.value)}' is not one of the topology's SIP domains", _did_you_mean(url.domain.value, [d.name.value for d in topology.sip_domains], "add it with sip_domain, or name a listed domain"))
+                report.simple_url_unknown_sip_domain(url.domain.span, f"'{_display(url.domain.value)}' is not one of the topology's SIP domains", _did_you_mean(url.domain.value, [d.name.value for d in topology.sip_domains], "add it with sip_domain, or name a listed domain"))
             elif domain in meet_for:
                 first = meet_for[domain].span
-                report("SFB218", url.span, f"a second Meet URL for {domain} (the first is at {first.line}:{first.column})", "keep one Meet URL per SIP domain")
+                report.duplicate_simple_url(url.span, f"a second Meet URL for {domain} (the first is at {first.line}:{first.column})", "keep one Meet URL per SIP domain")
             else:
                 meet_for[domain] = url
         elif kind in singles:
             first = singles[kind].span
-            report("SFB218", url.span, f"a second {kind} URL (the first is at {first.line}:{first.column})", f"keep one {kind} URL")
+            report.duplicate_simple_url(url.span, f"a second {kind} URL (the first is at {first.line}:{first.column})", f"keep one {kind} URL")
         else:
             singles[kind] = url
         if _check_url_syntax(url, pool_fqdns, report):
             valid.append(url)
     for name, sip_domain in domains.items():
         if name not in meet_for and not fqdn_problem(name):
-            report("SFB210", sip_domain.span, f"the SIP domain {sip_domain.name.value} has no Meet URL", f'add simple_url meet "https://meet.{sip_domain.name.value}" for {sip_domain.name.value}')
+            report.meet_url_missing_for_a_sip_domain(sip_domain.span, f"the SIP domain {sip_domain.name.value} has no Meet URL", f'add simple_url meet "https://meet.{sip_domain.name.value}" for {sip_domain.name.value}')
     if "dialin" not in singles and topology.sip_domains:
-        report("SFB211", topology.name.span, "the topology has no Dial-in URL", f'add simple_url dialin "https://dialin.{topology.primary_sip_domain}"')
+        report.dial_in_url_missing(topology.name.span, "the topology has no Dial-in URL", f'add simple_url dialin "https://dialin.{topology.primary_sip_domain}"')
     keys = sorted(((_url_key(u.url.value).lower(), u) for u in valid), key=lambda pair: pair[0])
     for (key_a, a), (key_b, b) in zip(keys, keys[1:], strict=False):
         if key_b == key_a or key_b.startswith(key_a + "/"):
-            report(
-                "SFB215",
+            report.simple_url_is_a_prefix_of_another(
                 b.url.span,
                 f"the URL {b.url.value} starts with the URL {a.url.value} (at {a.span.line}:{a.span.column}), so requests for one reach the other",
                 "give every simple URL its own host or its own path",
@@ -502,27 +478,27 @@ def _check_url_syntax(url: m.SimpleUrl, pool_fqdns: set[str], report: Reporter) 
     value = url.url.value
     if not value.lower().startswith("https://"):
         scheme = value.split("://")[0] if "://" in value else "no scheme"
-        report("SFB212", url.url.span, f"the simple URL '{_display(value)}' uses {scheme}, not https", "write it as https://host[/path]")
+        report.simple_url_is_not_https(url.url.span, f"the simple URL '{_display(value)}' uses {scheme}, not https", "write it as https://host[/path]")
         return False
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError:
-        report("SFB216", url.url.span, f"'{_display(value)}' is not a valid URL", "write it as https://host[/path]")
+        report.malformed_simple_url(url.url.span, f"'{_display(value)}' is not a valid URL", "write it as https://host[/path]")
         return False
     if parts.username or parts.password or parts.query or parts.fragment or " " in value:
-        report("SFB216", url.url.span, f"the simple URL '{_display(value)}' has a user, query, fragment or space", "write it as https://host[/path]")
+        report.malformed_simple_url(url.url.span, f"the simple URL '{_display(value)}' has a user, query, fragment or space", "write it as https://host[/path]")
         return False
     if port is not None or value[8:].split("/")[0].endswith(":"):
-        report("SFB213", url.url.span, f"the simple URL '{_display(value)}' names a port", "remove the port: simple URLs are served on 443")
+        report.simple_url_has_a_port(url.url.span, f"the simple URL '{_display(value)}' names a port", "remove the port: simple URLs are served on 443")
         return False
     host = parts.hostname or ""
     problem = fqdn_problem(host)
     if problem:
-        report("SFB216", url.url.span, f"the host of '{_display(value)}' is not a valid FQDN: {problem}", "write it as https://host[/path]")
+        report.malformed_simple_url(url.url.span, f"the host of '{_display(value)}' is not a valid FQDN: {problem}", "write it as https://host[/path]")
         return False
     if host.lower() in pool_fqdns:
-        report("SFB214", url.url.span, f"the simple URL host {host} is a pool FQDN", "use a host of its own, such as meet.<sipdomain>")
+        report.simple_url_host_is_a_pool_fqdn(url.url.span, f"the simple URL host {host} is a pool FQDN", "use a host of its own, such as meet.<sipdomain>")
         return False
     return True
 
@@ -542,7 +518,7 @@ def check_pools(topology: m.Topology, report: Reporter) -> None:
         kind = kind_of(pool)
         what = kind.word
         if count == 0:
-            report("SFB224", pool.fqdn.span, f"the {what} {pool.fqdn.value} has no servers", f"add its members with '{kind.member_keyword or 'server'} <fqdn>'")
+            report.pool_has_no_servers(pool.fqdn.span, f"the {what} {pool.fqdn.value} has no servers", f"add its members with '{kind.member_keyword or 'server'} <fqdn>'")
             continue
         _check_pool_named_after_member(pool, report)
         limits = kind.limits(version)
@@ -550,13 +526,13 @@ def check_pools(topology: m.Topology, report: Reporter) -> None:
             continue
         limit, two_allowed = limits
         if count > limit:
-            report("SFB220", pool.fqdn.span, f"the pool {pool.fqdn.value} has {count} Front End servers; Skype for Business Server {version} allows {limit}", "split it into two pools")
+            report.enterprise_pool_size_out_of_range(pool.fqdn.span, f"the pool {pool.fqdn.value} has {count} Front End servers; Skype for Business Server {version} allows {limit}", "split it into two pools")
         elif count == 2 and not two_allowed:
-            report("SFB221", pool.fqdn.span, f"the pool {pool.fqdn.value} has two Front End servers, which {rules['title']} refuses", "use three or more Front End servers (or one)")
+            report.two_server_pool_refused(pool.fqdn.span, f"the pool {pool.fqdn.value} has two Front End servers, which {rules['title']} refuses", "use three or more Front End servers (or one)")
         elif count == 2:
-            report("SFB222", pool.fqdn.span, f"the pool {pool.fqdn.value} has two Front End servers: if either stops, the pool may lose quorum", "use three or more Front End servers")
+            report.two_server_front_end_pool(pool.fqdn.span, f"the pool {pool.fqdn.value} has two Front End servers: if either stops, the pool may lose quorum", "use three or more Front End servers")
         elif count == 1:
-            report("SFB223", pool.fqdn.span, f"the pool {pool.fqdn.value} has one Front End server and no redundancy", "use three or more Front End servers, or a Standard Edition server")
+            report.one_server_front_end_pool(pool.fqdn.span, f"the pool {pool.fqdn.value} has one Front End server and no redundancy", "use three or more Front End servers, or a Standard Edition server")
 
 
 def _check_pool_named_after_member(pool: m.Pool, report: Reporter) -> None:
@@ -572,9 +548,9 @@ def _check_pool_named_after_member(pool: m.Pool, report: Reporter) -> None:
         return
     what = kind.word
     if len(pool.servers) > 1:
-        report("SFB208", named[0].fqdn.span, f"the {what} {pool.fqdn.value} has {len(pool.servers)} members, and one of them has the pool's FQDN", "give the pool an FQDN of its own; only a single computer pool takes its computer's FQDN")
+        report.pool_named_after_a_member(named[0].fqdn.span, f"the {what} {pool.fqdn.value} has {len(pool.servers)} members, and one of them has the pool's FQDN", "give the pool an FQDN of its own; only a single computer pool takes its computer's FQDN")
     elif not kind.single_computer_pool:
-        report("SFB207", named[0].fqdn.span, f"the {what} {pool.fqdn.value} is named after its only Front End server", "give the pool an FQDN of its own if you will add members later, or make it a standard_edition")
+        report.pool_named_after_only_member(named[0].fqdn.span, f"the {what} {pool.fqdn.value} is named after its only Front End server", "give the pool an FQDN of its own if you will add members later, or make it a standard_edition")
 
 
 def check_web_services(topology: m.Topology, report: Reporter) -> None:
@@ -589,15 +565,15 @@ def check_web_services(topology: m.Topology, report: Reporter) -> None:
         if internal is None or internal.value.lower() == pool.fqdn.value.lower():
             continue  # no override: the internal web services FQDN is the pool FQDN
         if pool.kind == "standard":
-            report("SFB263", internal.span, "a Standard Edition server's internal web services FQDN is always its own FQDN", "remove 'internal ...' from web_services")
+            report.web_services_override_on_standard_edition(internal.span, "a Standard Edition server's internal web services FQDN is always its own FQDN", "remove 'internal ...' from web_services")
         elif pool.kind == "director" and len(pool.servers) == 1:
-            report("SFB264", internal.span, "a single Director's internal web services FQDN is always its pool FQDN", "remove 'internal ...' from web_services, or add Directors to the pool")
+            report.web_services_override_on_single_director(internal.span, "a single Director's internal web services FQDN is always its pool FQDN", "remove 'internal ...' from web_services, or add Directors to the pool")
 
 
 def check_collocated_mediation(topology: m.Topology, report: Reporter) -> None:
     for pool in topology.pools():
         if isinstance(pool, m.WebPool) and pool.mediation is not None and not pool.collocated_mediation:
-            report("SFB209", pool.mediation.span, f"'{_display(pool.mediation.value)}' is not a mediation setting", "write 'mediation collocated', or remove the line")
+            report.collocated_mediation_value_unknown(pool.mediation.span, f"'{_display(pool.mediation.value)}' is not a mediation setting", "write 'mediation collocated', or remove the line")
 
 
 def _did_you_mean(value: str, candidates: list[str], fix: str) -> str:
@@ -620,20 +596,20 @@ def check_next_hops(topology: m.Topology, report: Reporter) -> None:
         assert isinstance(pool, (m.EdgePool, m.MediationPool))
         what = kind.word
         if pool.next_hop is None:
-            report("SFB232", pool.fqdn.span, f"the {what} {pool.fqdn.value} has no next hop", "add 'next_hop <Front End pool FQDN>' inside its block")
+            report.next_hop_missing(pool.fqdn.span, f"the {what} {pool.fqdn.value} has no next hop", "add 'next_hop <Front End pool FQDN>' inside its block")
             continue
         target = pool.next_hop.value.lower()
         if target in pools:
             hop = pools[target]
             if hop.kind not in kind.next_hops:
-                report("SFB231", pool.next_hop.span, f"the next hop {pool.next_hop.value} is {_a(kind_of(hop).word)}", "name a Front End pool or a Standard Edition server")
+                report.next_hop_is_not_a_front_end_pool(pool.next_hop.span, f"the next hop {pool.next_hop.value} is {_a(kind_of(hop).word)}", "name a Front End pool or a Standard Edition server")
         elif target in pool_of_server:
             owner = pool_of_server[target]
-            report("SFB230", pool.next_hop.span, f"{pool.next_hop.value} is a server, not a pool", f"name its pool: next_hop {owner.fqdn.value}")
+            report.next_hop_unknown(pool.next_hop.span, f"{pool.next_hop.value} is a server, not a pool", f"name its pool: next_hop {owner.fqdn.value}")
         else:
             candidates = [p.fqdn.value for p in topology.pools() if p.kind in NEXT_HOP_TARGETS]
-            report("SFB230", pool.next_hop.span, f"the next hop {_display(pool.next_hop.value)} is not a pool in this topology",
-                   _did_you_mean(pool.next_hop.value, candidates, "name a Front End pool or Standard Edition server defined here"))
+            report.next_hop_unknown(pool.next_hop.span, f"the next hop {_display(pool.next_hop.value)} is not a pool in this topology",
+                                    _did_you_mean(pool.next_hop.value, candidates, "name a Front End pool or Standard Edition server defined here"))
 
 
 def check_edges(topology: m.Topology, report: Reporter) -> None:
@@ -643,7 +619,7 @@ def check_edges(topology: m.Topology, report: Reporter) -> None:
             continue
         for word, value in (("access_edge", pool.access_edge), ("webconf_edge", pool.webconf_edge), ("av_edge", pool.av_edge)):
             if value is None:
-                report("SFB240", pool.fqdn.span, f"the Edge pool {pool.fqdn.value} has no '{word}' FQDN", f"add '{word} <external fqdn>' inside its block")
+                report.edge_pool_fqdn_missing(pool.fqdn.span, f"the Edge pool {pool.fqdn.value} has no '{word}' FQDN", f"add '{word} <external fqdn>' inside its block")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -656,24 +632,24 @@ def check_certificate_policy(topology: m.Topology, report: Reporter) -> None:
         if policy.key_size is not None:
             size = policy.key_size.value
             if size not in KEY_SIZES:
-                report("SFB301", policy.key_size.span, f"a key size of {size} bits is not supported", "use 2048 (the default) or 4096")
+                report.key_size_not_allowed(policy.key_size.span, f"a key size of {size} bits is not supported", "use 2048 (the default) or 4096")
             elif size == 1024:
-                report("SFB302", policy.key_size.span, "1024-bit keys are weak and rejected by most public CAs", "use 2048 or 4096")
+                report.weak_key_size(policy.key_size.span, "1024-bit keys are weak and rejected by most public CAs", "use 2048 or 4096")
         if policy.ca is not None:
             ca_fqdn, sep, ca_name = policy.ca.value.partition("\\")
             if not sep or not ca_name.strip() or fqdn_problem(ca_fqdn):
-                report("SFB303", policy.ca.span, f"'{_display(policy.ca.value)}' is not an online authority", 'write it as "<CA server FQDN>\\<CA name>", e.g. "ca01.contoso.com\\Contoso Issuing CA"')
+                report.online_authority_malformed(policy.ca.span, f"'{_display(policy.ca.value)}' is not an online authority", 'write it as "<CA server FQDN>\\<CA name>", e.g. "ca01.contoso.com\\Contoso Issuing CA"')
         for label in ("organization", "unit", "city", "state"):
             value = getattr(policy, label)
             if value is not None and "," in value.value:
-                report("SFB309", value.span, f"the {label} '{_display(value.value)}' holds a comma, and Request-CsCertificate documents no escaping of the subject it builds from it", "check the issued certificate's subject (the script checks the common name only), or leave the comma out")
+                report.comma_in_a_subject_field(value.span, f"the {label} '{_display(value.value)}' holds a comma, and Request-CsCertificate documents no escaping of the subject it builds from it", "check the issued certificate's subject (the script checks the common name only), or leave the comma out")
         if policy.country is not None and not re.fullmatch(r"[A-Z]{2}", policy.country.value):
-            report("SFB304", policy.country.span, f"the country '{_display(policy.country.value)}' is not a two-letter country code", "write an ISO 3166 code such as US or DE")
+            report.country_code_malformed(policy.country.span, f"the country '{_display(policy.country.value)}' is not a two-letter country code", "write an ISO 3166 code such as US or DE")
         if policy.template is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 ._-]*", policy.template.value):
-            report("SFB308", policy.template.span, f"'{_display(policy.template.value)}' is not a certificate template name", "give the template's name as the CA administrator defined it (letters, digits, spaces, . _ -)")
+            report.certificate_template_malformed(policy.template.span, f"'{_display(policy.template.value)}' is not a certificate template name", "give the template's name as the CA administrator defined it (letters, digits, spaces, . _ -)")
         for label, value, allowed in (("web", policy.web, ("combined", "separate")), ("sip_names", policy.sip_names, ("on", "off"))):
             if value is not None and value.value not in allowed:
-                report("SFB108", value.span, f"'{_display(value.value)}' is not a '{label}' setting", "write one of " + ", ".join(allowed))
+                report.unknown_value(value.span, f"'{_display(value.value)}' is not a '{label}' setting", "write one of " + ", ".join(allowed))
 
 
 CHECKS: tuple[Check, ...] = (

@@ -194,7 +194,7 @@ def compile_(
     except OSError as exc:
         # Writing the bundle failed (a full disk, a read-only folder): what was there before is as it was.
         typer.echo(f"sfbgen: error: could not write the bundle: {visible(exc)}. {visible_path(out)} is unchanged.", err=True)
-        raise typer.Exit(74)
+        raise typer.Exit(74) from None
     _emit_text_or_json(result.diagnostics, _source_text(file), format)
     scripts = sum(len(s.scripts) for s in result.plan.servers)
     signed = "signed" if result.signed else "unsigned"
@@ -250,7 +250,7 @@ def patch(
         _exit_for(exc, format)
     except OSError as exc:
         typer.echo(f"sfbgen: error: could not write the bundle: {visible(exc)}. {visible_path(out)} is unchanged.", err=True)
-        raise typer.Exit(74)
+        raise typer.Exit(74) from None
     _emit_text_or_json(result.diagnostics, _source_text(file), format)
     pool_count = len(result.plan.windows)
     signed = "signed" if result.signed else "unsigned"
@@ -278,10 +278,10 @@ def diff(
             _exit_for(exc, Format.text)
         except OSError as exc:
             typer.echo(f"sfbgen: error: cannot read: {visible(exc)}", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
     except typer.Exit as stop:
         # With --exit-code, 2 means "a change": every error is 1 then, whatever its kind.
-        raise typer.Exit(1 if exit_code and stop.exit_code else stop.exit_code)
+        raise typer.Exit(1 if exit_code and stop.exit_code else stop.exit_code) from None
     difference = compare(before, after)
     if format is Format.json:
         # Values from an old plan.json were validated and made visible; any byte that was not UTF-8 in a
@@ -375,7 +375,7 @@ def verify(
         options: Trust = trust_inputs(trust, trust_tsa, signer, trust_file, crl, expect_topology, not_older_than)
     except TrustInputError as exc:
         typer.echo(f"sfbgen: error: {visible(exc)}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     options.allow_unsigned, options.deployed = unsigned, deployed
     reports = []
     for path in paths:

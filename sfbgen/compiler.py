@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import __version__, fleet, manifest, parallel
 from .api import compile_path
@@ -15,7 +15,10 @@ from .plan import DeploymentPlan, ServerPlan
 from .render import Meta, Renderer, json_lines, to_windows_text
 from .resources import CachePolicy
 
-SIGNABLE = (".ps1", ".psm1", ".psd1")
+if TYPE_CHECKING:
+    from .bundle import Sink
+
+SIGNABLE = manifest.SCRIPT_TYPES  # the one list of the extensions that are signed (manifest.py)
 
 
 class Signer(Protocol):
@@ -215,22 +218,26 @@ def bundle_marker(meta: Meta) -> dict:
 
 def iter_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, serial: int = 1, renderer: type = Renderer,
                 policy: CachePolicy | None = None) -> Iterator[tuple[str, bytes]]:
-    """Every file of the bundle, with its bytes, in a fixed order; MANIFEST.json last. `policy`: by
+    """Every file of the bundle, with its bytes, in a fixed order; MANIFEST.psd1 last (as `build_bundle`
+    hands them to a sink: the same generator, `_bundle`). `policy`: by
     default CachePolicy.REFUSE when signing (no cached template code in what is signed), else USE."""
     policy = policy or CachePolicy.for_signing(signer is not None)
     return _bundle(plan, meta, signer, None, serial, renderer, policy)  # type: ignore[return-value]  # no store: every file has its bytes
 
 
-def store_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, store: Store, serial: int = 1,
-                 policy: CachePolicy | None = None) -> int:
-    """Hand every file of the bundle to `store` and return how many there were. Server files are
-    stored where they are made — in the worker processes, for a large topology — so their bytes never
-    cross a pipe; `store` must therefore work from a forked process (writing a file does)."""
+def build_bundle(plan: DeploymentPlan, meta: Meta, signer: Signer | None, sink: Sink, serial: int = 1,
+                 policy: CachePolicy | None = None, renderer: type = Renderer) -> int:
+    """The one bundle builder: every file of the bundle handed to `sink`, in the bundle's order; returns
+    how many there were. The caller chooses the sink: `bundle.DiskSink` (the atomic writer), `MemorySink`
+    (a dict), `TeeSink` (both), `CountingSink`. A sink that works from a forked process (`in_workers`:
+    writing a file does) is given the server files where they are made — in the worker processes, for
+    a large topology — so their bytes never cross a pipe; any other gets every file here, in order."""
     count = 0
     policy = policy or CachePolicy.for_signing(signer is not None)
-    for path, data in _bundle(plan, meta, signer, store, serial, policy=policy):
+    store = sink.add if sink.in_workers else None
+    for path, data in _bundle(plan, meta, signer, store, serial, renderer, policy):
         if data is not None:
-            store(path, data)
+            sink.add(path, data)
         count += 1
     return count
 
@@ -253,7 +260,7 @@ def compile_file(
     and tools); the CLI streams them to disk instead. `serial`: the compile serial (`--serial`); by
     default derived from the bundle already in `out` (manifest.next_serial).
     """
-    from .bundle import BundleWriter
+    from .bundle import CountingSink, DiskSink, MemorySink, TeeSink
 
     # What is signed is built from the grammar and templates themselves, never from cached code.
     policy = CachePolicy.for_signing(signer is not None)
@@ -263,28 +270,20 @@ def compile_file(
     assert result.plan is not None and result.meta is not None and result.source is not None
     plan, meta, diagnostics = result.plan, result.meta, result.diagnostics
     out = Path(out)
-    files: dict[str, bytes] = {}
-    count = 0
+    # One builder whatever the destination; the sinks differ: the files in memory (keep_files), on disk
+    # (write), both, or only counted.
+    memory = MemorySink() if keep_files else None
     limits.check_estimate(plan, meta, signer, result.source.name, policy)  # before anything is written
     if write:
-        with limits.spending(result.source.name), BundleWriter(out, [Path(path), *protected]) as writer:
-            # After BundleWriter has checked `out` (and finished a swap a killed run left half done).
+        with limits.spending(result.source.name), DiskSink(out, [Path(path), *protected]) as disk:
+            # After DiskSink has checked `out` (and finished a swap a killed run left half done).
             serial = manifest.next_serial(out, meta.digest, signer.thumbprint if signer else "", __version__, serial)
-            if keep_files:
-                for name, data in iter_bundle(plan, meta, signer, serial, policy=policy):
-                    writer.add(name, data)
-                    files[name] = data
-                    count += 1
-            else:
-                count = store_bundle(plan, meta, signer, writer.add, serial, policy=policy)
-            writer.commit()
+            count = build_bundle(plan, meta, signer, TeeSink(disk, memory) if memory else disk, serial, policy=policy)
+            disk.commit()
     else:
         serial = manifest.next_serial(out, meta.digest, signer.thumbprint if signer else "", __version__, serial)
-        for name, data in iter_bundle(plan, meta, signer, serial, policy=policy):
-            count += 1
-            if keep_files:
-                files[name] = data
-    return CompileResult(out, plan, diagnostics, files, signer is not None, count, serial)
+        count = build_bundle(plan, meta, signer, memory or CountingSink(), serial, policy=policy)
+    return CompileResult(out, plan, diagnostics, memory.files if memory else {}, signer is not None, count, serial)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -328,24 +327,24 @@ class Limits:
         return self.max_output_mb * 1024 * 1024
 
     def check_servers(self, topology, source: str) -> None:
-        from .diagnostics import Span, diagnostic
+        from .diagnostics import DiagnosticBuilder, Span
 
         count = len(topology.servers())
         if count > self.max_servers:
-            raise DiagnosticsError([diagnostic(
-                "SFB270", Span.point(1, 1),
+            raise DiagnosticsError([DiagnosticBuilder(source).too_many_servers_for_one_compile(
+                Span.point(1, 1),
                 f"the topology names {count:,} servers; one compile makes bundles for at most {self.max_servers:,}",
-                "split the deployment into several topologies, or raise the limit with --max-servers", source)])
+                "split the deployment into several topologies, or raise the limit with --max-servers")])
 
     def _refuse(self, about: int, source: str, estimated: bool) -> DiagnosticsError:
-        from .diagnostics import Span, diagnostic
+        from .diagnostics import DiagnosticBuilder, Span
 
         size = f"about {about / (1024 * 1024):,.0f} MB" if estimated else f"more than {self.max_output_mb:,} MB"
-        return DiagnosticsError([diagnostic(
-            "SFB271", Span.point(1, 1),
+        return DiagnosticsError([DiagnosticBuilder(source).bundle_too_large(
+            Span.point(1, 1),
             f"the bundle would be {size}; one compile writes at most {self.max_output_mb:,} MB "
             + ("(nothing was written)" if estimated else "(what was made is removed; the output folder is as it was)"),
-            "split the deployment into several topologies, or raise the limit with --max-output-mb", source)])
+            "split the deployment into several topologies, or raise the limit with --max-output-mb")])
 
     def check_estimate(self, plan: DeploymentPlan, meta: Meta, signer: Signer | None, source: str,
                        policy: CachePolicy = CachePolicy.USE) -> None:

@@ -226,6 +226,397 @@ def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     return sorted(diagnostics, key=lambda d: (d.file, d.span.line, d.span.column, d.code, d.message))
 
 
+class DiagnosticBuilder:
+    """One named constructor per catalog code: the only way a stage makes a diagnostic.
+
+    As Bicep's DiagnosticBuilder: a call site names the problem (`build.duplicate_fqdn(span, ...)`), never
+    a code string, so an unknown code cannot be written and the severity always comes from `CATALOG`.
+    Each constructor returns the diagnostic; a `Reporter` also collects it. The message is the one
+    `diagnostic` writes ('problem. Fix.'). tests/test_diagnostic_builders.py keeps the methods and the
+    catalog equal.
+    """
+
+    def __init__(self, file: str = "<input>"):
+        self.file = file
+
+    def _emit(self, made: Diagnostic) -> Diagnostic:
+        return made
+
+    def _make(self, code: str, span: Span, problem: str, fix: str) -> Diagnostic:
+        return self._emit(diagnostic(code, span, problem, fix, self.file))
+
+    def file_cannot_be_read(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB001: file cannot be read."""
+        return self._make("SFB001", span, problem, fix)
+
+    def file_not_utf8(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB002: file is not UTF-8 text."""
+        return self._make("SFB002", span, problem, fix)
+
+    def file_is_binary(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB003: file is binary."""
+        return self._make("SFB003", span, problem, fix)
+
+    def file_is_too_large(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB004: file is too large."""
+        return self._make("SFB004", span, problem, fix)
+
+    def file_is_empty(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB005: file is empty."""
+        return self._make("SFB005", span, problem, fix)
+
+    def unexpected_text(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB101: unexpected text."""
+        return self._make("SFB101", span, problem, fix)
+
+    def unexpected_end_of_file(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB103: unexpected end of file."""
+        return self._make("SFB103", span, problem, fix)
+
+    def unterminated_string(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB104: unterminated string."""
+        return self._make("SFB104", span, problem, fix)
+
+    def setting_given_twice(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB105: setting given twice."""
+        return self._make("SFB105", span, problem, fix)
+
+    def setting_not_allowed_here(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB106: setting not allowed here."""
+        return self._make("SFB106", span, problem, fix)
+
+    def required_setting_missing(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB107: required setting missing."""
+        return self._make("SFB107", span, problem, fix)
+
+    def unknown_value(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB108: unknown value."""
+        return self._make("SFB108", span, problem, fix)
+
+    def setting_without_effect(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB109: setting without effect."""
+        return self._make("SFB109", span, problem, fix)
+
+    def xml_where_language_expected(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB110: an XML topology given where the language is expected."""
+        return self._make("SFB110", span, problem, fix)
+
+    def doubled_backslash_in_a_path(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB111: doubled backslash in a path."""
+        return self._make("SFB111", span, problem, fix)
+
+    def duplicate_fqdn(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB201: duplicate FQDN."""
+        return self._make("SFB201", span, problem, fix)
+
+    def malformed_fqdn(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB202: malformed FQDN."""
+        return self._make("SFB202", span, problem, fix)
+
+    def computer_name_too_long(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB203: computer name too long."""
+        return self._make("SFB203", span, problem, fix)
+
+    def no_primary_sip_domain(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB204: no primary SIP domain."""
+        return self._make("SFB204", span, problem, fix)
+
+    def more_than_one_primary_sip_domain(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB205: more than one primary SIP domain."""
+        return self._make("SFB205", span, problem, fix)
+
+    def duplicate_sip_domain(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB206: duplicate SIP domain."""
+        return self._make("SFB206", span, problem, fix)
+
+    def pool_named_after_only_member(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB207: pool FQDN equals its only member's FQDN."""
+        return self._make("SFB207", span, problem, fix)
+
+    def pool_named_after_a_member(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB208: pool FQDN equals a member's FQDN in a pool of several."""
+        return self._make("SFB208", span, problem, fix)
+
+    def collocated_mediation_value_unknown(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB209: collocated Mediation value unknown."""
+        return self._make("SFB209", span, problem, fix)
+
+    def meet_url_missing_for_a_sip_domain(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB210: Meet URL missing for a SIP domain."""
+        return self._make("SFB210", span, problem, fix)
+
+    def dial_in_url_missing(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB211: Dial-in URL missing."""
+        return self._make("SFB211", span, problem, fix)
+
+    def simple_url_is_not_https(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB212: simple URL is not https."""
+        return self._make("SFB212", span, problem, fix)
+
+    def simple_url_has_a_port(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB213: simple URL has a port."""
+        return self._make("SFB213", span, problem, fix)
+
+    def simple_url_host_is_a_pool_fqdn(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB214: simple URL host is a pool FQDN."""
+        return self._make("SFB214", span, problem, fix)
+
+    def simple_url_is_a_prefix_of_another(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB215: simple URL is a prefix of another."""
+        return self._make("SFB215", span, problem, fix)
+
+    def malformed_simple_url(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB216: malformed simple URL."""
+        return self._make("SFB216", span, problem, fix)
+
+    def simple_url_unknown_sip_domain(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB217: simple URL names an unknown SIP domain."""
+        return self._make("SFB217", span, problem, fix)
+
+    def duplicate_simple_url(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB218: duplicate simple URL."""
+        return self._make("SFB218", span, problem, fix)
+
+    def unknown_simple_url_kind(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB219: unknown simple URL kind."""
+        return self._make("SFB219", span, problem, fix)
+
+    def enterprise_pool_size_out_of_range(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB220: Enterprise pool size out of range."""
+        return self._make("SFB220", span, problem, fix)
+
+    def two_server_pool_refused(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB221: two-server Front End pool refused on Skype for Business Server 2019."""
+        return self._make("SFB221", span, problem, fix)
+
+    def two_server_front_end_pool(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB222: two-server Front End pool."""
+        return self._make("SFB222", span, problem, fix)
+
+    def one_server_front_end_pool(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB223: one-server Front End pool."""
+        return self._make("SFB223", span, problem, fix)
+
+    def pool_has_no_servers(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB224: pool has no servers."""
+        return self._make("SFB224", span, problem, fix)
+
+    def standard_edition_server_with_members(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB225: Standard Edition server with members."""
+        return self._make("SFB225", span, problem, fix)
+
+    def no_front_end_pool(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB226: no Front End or Standard Edition pool."""
+        return self._make("SFB226", span, problem, fix)
+
+    def next_hop_unknown(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB230: next hop unknown."""
+        return self._make("SFB230", span, problem, fix)
+
+    def next_hop_is_not_a_front_end_pool(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB231: next hop is not a Front End pool."""
+        return self._make("SFB231", span, problem, fix)
+
+    def next_hop_missing(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB232: next hop missing."""
+        return self._make("SFB232", span, problem, fix)
+
+    def edge_pool_fqdn_missing(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB240: Edge pool FQDN missing."""
+        return self._make("SFB240", span, problem, fix)
+
+    def product_version_unsupported(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB250: product version unsupported."""
+        return self._make("SFB250", span, problem, fix)
+
+    def install_path_not_absolute(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB251: install path not an absolute local path."""
+        return self._make("SFB251", span, problem, fix)
+
+    def media_path_not_absolute(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB252: media path not absolute."""
+        return self._make("SFB252", span, problem, fix)
+
+    def duplicate_site_name(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB253: duplicate site name."""
+        return self._make("SFB253", span, problem, fix)
+
+    def second_central_management_store(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB254: second Central Management Store."""
+        return self._make("SFB254", span, problem, fix)
+
+    def edge_pool_reads_a_share(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB255: Edge pool reads a share."""
+        return self._make("SFB255", span, problem, fix)
+
+    def core_update_missing(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB256: 2015 on Windows Server 2016 or 2019 without a cumulative update."""
+        return self._make("SFB256", span, problem, fix)
+
+    def windows_device_name(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB257: server or pool FQDN is a Windows device name."""
+        return self._make("SFB257", span, problem, fix)
+
+    def product_out_of_support(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB258: product out of Microsoft's support."""
+        return self._make("SFB258", span, problem, fix)
+
+    def web_services_override_on_standard_edition(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB263: internal web services override on a Standard Edition server."""
+        return self._make("SFB263", span, problem, fix)
+
+    def web_services_override_on_single_director(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB264: internal web services override on a single Director."""
+        return self._make("SFB264", span, problem, fix)
+
+    def too_many_servers_for_one_compile(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB270: too many servers for one compile."""
+        return self._make("SFB270", span, problem, fix)
+
+    def bundle_too_large(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB271: bundle larger than one compile may write."""
+        return self._make("SFB271", span, problem, fix)
+
+    def control_character_in_text(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB290: control character in text."""
+        return self._make("SFB290", span, problem, fix)
+
+    def signature_marker_in_text(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB291: signature marker in text."""
+        return self._make("SFB291", span, problem, fix)
+
+    def text_too_long(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB292: text too long."""
+        return self._make("SFB292", span, problem, fix)
+
+    def key_size_not_allowed(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB301: key size not allowed."""
+        return self._make("SFB301", span, problem, fix)
+
+    def weak_key_size(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB302: 1024-bit key."""
+        return self._make("SFB302", span, problem, fix)
+
+    def online_authority_malformed(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB303: online authority malformed."""
+        return self._make("SFB303", span, problem, fix)
+
+    def country_code_malformed(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB304: country code malformed."""
+        return self._make("SFB304", span, problem, fix)
+
+    def internal_name_on_public_certificate(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB305: internal-only name on a public certificate."""
+        return self._make("SFB305", span, problem, fix)
+
+    def wildcard_subject_name(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB306: wildcard subject name."""
+        return self._make("SFB306", span, problem, fix)
+
+    def too_many_certificate_names(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB307: too many names for one certificate request."""
+        return self._make("SFB307", span, problem, fix)
+
+    def certificate_template_malformed(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB308: certificate template malformed."""
+        return self._make("SFB308", span, problem, fix)
+
+    def comma_in_a_subject_field(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB309: comma in a subject field."""
+        return self._make("SFB309", span, problem, fix)
+
+    def edge_certificate_from_enterprise_ca(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB310: Edge certificate requested online from the enterprise CA."""
+        return self._make("SFB310", span, problem, fix)
+
+    def not_a_topology_document(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB401: not a topology document."""
+        return self._make("SFB401", span, problem, fix)
+
+    def malformed_or_unsafe_xml(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB402: malformed or unsafe XML."""
+        return self._make("SFB402", span, problem, fix)
+
+    def topology_object_cannot_be_expressed(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB403: topology object cannot be expressed."""
+        return self._make("SFB403", span, problem, fix)
+
+    def product_from_service_version(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB404: product taken from the document's ServiceVersion."""
+        return self._make("SFB404", span, problem, fix)
+
+    def object_not_deployed(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB405: object not deployed by sfbgen."""
+        return self._make("SFB405", span, problem, fix)
+
+    def installation_media_not_named(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB420: installation media not named."""
+        return self._make("SFB420", span, problem, fix)
+
+    def no_certificate_authority(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB421: no certificate authority named: offline requests."""
+        return self._make("SFB421", span, problem, fix)
+
+    def simple_urls_assumed(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB422: simple URLs assumed: a published topology holds none."""
+        return self._make("SFB422", span, problem, fix)
+
+    def simple_url_default_assumed(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB423: simple URL missing from the document: Topology Builder's default assumed."""
+        return self._make("SFB423", span, problem, fix)
+
+    def product_disagrees_with_the_document(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB424: --product disagrees with the document."""
+        return self._make("SFB424", span, problem, fix)
+
+    def lync_server_document(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB425: a Lync Server document."""
+        return self._make("SFB425", span, problem, fix)
+
+    def import_option_value_invalid(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB426: import option value invalid."""
+        return self._make("SFB426", span, problem, fix)
+
+    def unpublished_without_cms(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB427: unpublished document without a Central Management Store."""
+        return self._make("SFB427", span, problem, fix)
+
+    def edge_external_certificate_assumed(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB428: Edge external certificate assumed from a public CA."""
+        return self._make("SFB428", span, problem, fix)
+
+    def document_name_not_fqdn(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB429: name in the document is not an FQDN."""
+        return self._make("SFB429", span, problem, fix)
+
+    def document_beyond_limits(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB406: document beyond the import limits."""
+        return self._make("SFB406", span, problem, fix)
+
+    def in_place_upgrade_undocumented(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB501: in-place upgrade not documented for this product."""
+        return self._make("SFB501", span, problem, fix)
+
+    def back_end_not_named(self, span: Span, problem: str, fix: str) -> Diagnostic:
+        """SFB502: Enterprise pool back end not named."""
+        return self._make("SFB502", span, problem, fix)
+
+
+class Reporter(DiagnosticBuilder):
+    """The one reporter: every diagnostic a stage builds through it is collected, in `diagnostics`."""
+
+    def __init__(self, file: str = "<input>"):
+        super().__init__(file)
+        self.diagnostics: list[Diagnostic] = []
+
+    def _emit(self, made: Diagnostic) -> Diagnostic:
+        self.diagnostics.append(made)
+        return made
+
+    def sorted(self) -> list[Diagnostic]:
+        return sort_diagnostics(self.diagnostics)
+
+
 class SfbgenError(Exception):
     """Base of every error the library raises on purpose; the CLI maps it to an exit code."""
 

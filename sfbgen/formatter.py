@@ -1,8 +1,9 @@
 """Formatting: a topology rewritten in its one canonical form, comments kept.
 
 The language is keyword-led, so a topology that parses is a sequence of statements, each a keyword
-and its values, with blocks between braces. The formatter works on the tokens (after the parser has
-accepted the text, so the structure is known to be sound):
+and its values, with blocks between braces. The formatter works on the parser's own tokens (Lark's
+lexer over the grammar, comments kept: sfbgen/parser.py `token_stream`), after the parser has
+accepted the text, so the structure is known to be sound:
 
 - one statement per line, its words separated by one space; a block's header ends with '{', its
   body is indented four spaces a level, and '}' stands on a line of its own;
@@ -17,29 +18,20 @@ topology plans exactly what the original planned.
 
 from __future__ import annotations
 
-import re
-
 from .diagnostics import Diagnostic
 
 INDENT = "    "
-_TOKEN = re.compile(r'"[^"\n]*"|#[^\n]*|[{}]|[^\s{}"#]+')
-
-
-def _statement_keywords() -> set[str]:
-    from .parser import _keywords
-
-    return _keywords()
 
 
 def format_text(text: str, name: str = "<input>") -> tuple[str | None, list[Diagnostic]]:
     """(the canonical text, []) or (None, the syntax errors that keep the text from being formatted)."""
-    from .parser import parse
+    from .parser import parse, statement_starts, token_stream
 
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
     tree, errors = parse(text, name)
     if tree is None:
         return None, errors
-    keywords = _statement_keywords()
+    keywords = statement_starts()
     lines: list[str] = []
     depth = 0
     statement: list[str] = []
@@ -58,15 +50,13 @@ def format_text(text: str, name: str = "<input>") -> tuple[str | None, list[Diag
             emit(" ".join(statement))
             statement.clear()
 
-    line, counted = 1, 0  # the line of the current token, counted incrementally (the text may be large)
-    for match in _TOKEN.finditer(text):
-        token = match.group()
-        line += text.count("\n", counted, match.start())
-        counted = match.start()
+    # The parser's own tokens (sfbgen/parser.py token_stream: Lark's lexer over the grammar, comments kept).
+    for lexeme in token_stream(text):
+        token, line = lexeme.text, lexeme.line
         starts_line = line > last_line
         if starts_line and last_line and line - last_line >= 2 and not statement:
             pending_blank = True
-        if token.startswith("#"):
+        if lexeme.type == "COMMENT":
             if not starts_line and (statement or lines):
                 if statement:
                     flush()
@@ -85,7 +75,7 @@ def format_text(text: str, name: str = "<input>") -> tuple[str | None, list[Diag
             pending_blank = False
             depth -= 1
             emit("}")
-        elif token in keywords and not token.startswith('"'):
+        elif lexeme.type in keywords:
             flush()
             if starts_line and last_line and line - last_line >= 2:
                 pending_blank = True

@@ -22,10 +22,12 @@ topology) is filled in with a warning naming the assumption and how to confirm i
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .checks import _ABSOLUTE_PATH, fqdn_problem
-from .diagnostics import Diagnostic, Span, diagnostic
+from .diagnostics import Diagnostic, DiagnosticBuilder, Reporter, Span
+from .platform import product_title
 from .pool_kinds import BY_KIND, NOT_DEPLOYED_ROLES, kind_of_cluster
 from .topology_xml import Cluster, Document, Service, read_document
 
@@ -35,14 +37,12 @@ from .topology_xml import Cluster, Document, Service, read_document
 # Subscription Edition is an in-place successor of 2019; whether its documents say 8 is not known,
 # so `--product subscription` says it.
 PRODUCT_OF_SERVICE_VERSION = {"7": "2015", "8": "2019"}
-PRODUCTS = ("2015", "2019", "subscription")
 # The products before Skype for Business Server, by the ServiceVersion of their documents: 6 in the
 # Lync Server 2013 lab documents of issue 21 (public repositories), 5 for Lync Server 2010
 # (reconstructed: one less, as 7 and 8 follow 6; no document at hand says 5). sfbgen installs new
 # servers; it does not upgrade Lync Server in place, which is Topology Builder's and Setup's work
 # (Skype/SfbServer/deploy/upgrade-to-skype-for-business-server.md).
 LYNC_OF_SERVICE_VERSION = {"5": "Lync Server 2010", "6": "Lync Server 2013"}
-PRODUCT_NAMES = {"2015": "Skype for Business Server 2015", "2019": "Skype for Business Server 2019", "subscription": "Skype for Business Server Subscription Edition"}
 
 # The simple URL components of a Topology Builder document: Meet, Dialin, and Cscp for the Admin URL.
 # "Cscp" is the Control Panel's web component (ComponentName="Cscp" among the web services' components
@@ -115,7 +115,8 @@ class _Importer:
         self.name = name
         self.options = options
         self.published = published  # a Topology Builder document's IsPublished; None when it does not say
-        self.diagnostics: list[Diagnostic] = []
+        self.report = Reporter(name)  # the one reporter: warn and error name its builders
+        self.diagnostics: list[Diagnostic] = self.report.diagnostics
         self.not_deployed: list[NotDeployed] = []
         self.cms: Pool | None = None
 
@@ -130,24 +131,26 @@ class _Importer:
                     hint = ("; a shell may have eaten a backslash: in bash, \"\\\\files\" is \\files, so quote a UNC path "
                             "with single quotes ('\\\\files\\Media\\SfB')")
                 self.error(self.doc.line, f"--media '{media}' is not an absolute path{hint}",
-                           "give a drive path such as D:\\ or a UNC path such as \\\\files\\Media\\SfB", code="SFB426")
+                           "give a drive path such as D:\\ or a UNC path such as \\\\files\\Media\\SfB", build=self.report.import_option_value_invalid)
             elif "\\\\" in media[2:]:
                 self.error(self.doc.line, f"--media '{media}' holds a doubled backslash; topology strings are literal, so it would reach the scripts as two",
-                           "write each backslash once, as Windows does (only a UNC path starts with two)", code="SFB426")
+                           "write each backslash once, as Windows does (only a UNC path starts with two)", build=self.report.import_option_value_invalid)
         if ca is not None:
             ca_fqdn, sep, ca_name = ca.partition("\\")
             if not sep or not ca_name.strip() or fqdn_problem(ca_fqdn):
                 self.error(self.doc.line, f"--ca '{ca}' is not an online authority",
                            'write it as "<CA server FQDN>\\<CA name>", e.g. "ca01.contoso.com\\Contoso Issuing CA"; '
-                           "in bash, single quotes keep the backslash", code="SFB426")
+                           "in bash, single quotes keep the backslash", build=self.report.import_option_value_invalid)
         if self.options.edge_external not in ("public", "topology"):
-            self.error(self.doc.line, f"--edge-external '{self.options.edge_external}' is not a choice", "say public or topology", code="SFB426")
+            self.error(self.doc.line, f"--edge-external '{self.options.edge_external}' is not a choice", "say public or topology", build=self.report.import_option_value_invalid)
 
-    def warn(self, code: str, line: int, problem: str, fix: str) -> None:
-        self.diagnostics.append(diagnostic(code, Span.point(line, 1), problem, fix, self.name))
+    def warn(self, build: Callable[[Span, str, str], Diagnostic], line: int, problem: str, fix: str) -> None:
+        """`build` is one of `self.report`'s builders (self.report.object_not_deployed), at the line's start."""
+        build(Span.point(line, 1), problem, fix)
 
-    def error(self, line: int, problem: str, fix: str, code: str = "SFB403") -> None:
-        self.diagnostics.append(diagnostic(code, Span.point(line, 1), problem, fix, self.name))
+    def error(self, line: int, problem: str, fix: str, build: Callable[[Span, str, str], Diagnostic] | None = None) -> None:
+        """As `warn`; the builder defaults to SFB403's, an object the language cannot express."""
+        (build or self.report.topology_object_cannot_be_expressed)(Span.point(line, 1), problem, fix)
 
     # -- classification -----------------------------------------------------------------------------
 
@@ -224,7 +227,7 @@ class _Importer:
         self.not_deployed.append(NotDeployed(", ".join(what), cluster.fqdn, cluster.line))
         if cluster.requires_setup:
             problem, fix = _not_deployed_advice(cluster.fqdn, roles)
-            self.warn("SFB405", cluster.line, problem, fix)
+            self.warn(self.report.object_not_deployed, cluster.line, problem, fix)
 
     # -- the whole document -------------------------------------------------------------------------
 
@@ -240,7 +243,7 @@ class _Importer:
             pools.append(pool)
         for name, line in self.doc.branch_sites:
             self.not_deployed.append(NotDeployed("branch site", name, line))
-            self.warn("SFB405", line, f"the branch site '{name}' is not deployed by sfbgen", "set up its Survivable Branch Appliance or Server outside sfbgen")
+            self.warn(self.report.object_not_deployed, line, f"the branch site '{name}' is not deployed by sfbgen", "set up its Survivable Branch Appliance or Server outside sfbgen")
         return pools
 
     def product(self, pools: list[Pool]) -> str:
@@ -254,8 +257,8 @@ class _Importer:
             what = " and ".join(LYNC_OF_SERVICE_VERSION[v] for v in lync)
             if self.options.product:
                 self.warn(
-                    "SFB424", first.line,
-                    f"the document is a {what} topology (ServiceVersion {said}); it is imported as {PRODUCT_NAMES[self.options.product]}, as --product says",
+                    self.report.product_disagrees_with_the_document, first.line,
+                    f"the document is a {what} topology (ServiceVersion {said}); it is imported as {product_title(self.options.product)}, as --product says",
                     "sfbgen installs new servers with these names: deploy them as new servers (sfbgen does not upgrade Lync Server in place; "
                     "an in-place upgrade is Topology Builder's and Setup's work, deploy/upgrade-to-skype-for-business-server.md)",
                 )
@@ -266,22 +269,22 @@ class _Importer:
                 "Skype for Business Server servers, and does not upgrade Lync Server in place",
                 "to deploy these pools as new Skype for Business Server servers, import with --product 2015, 2019 or subscription; "
                 "to upgrade in place, use Topology Builder and Setup (deploy/upgrade-to-skype-for-business-server.md)",
-                code="SFB425",
+                build=self.report.lync_server_document,
             )
             return "2015"
         if self.options.product:
             if known and self.options.product not in known:
                 first = next(s for s in services if s.version in PRODUCT_OF_SERVICE_VERSION)
                 self.warn(
-                    "SFB424", first.line,
+                    self.report.product_disagrees_with_the_document, first.line,
                     f"--product {self.options.product} disagrees with the document: its services' ServiceVersion {said} is "
-                    + " and ".join(PRODUCT_NAMES[k] for k in dict.fromkeys(known)),
+                    + " and ".join(product_title(k) for k in dict.fromkeys(known)),
                     "check which product the servers will run; the topology says product " + self.options.product + ", as --product asked",
                 )
             return self.options.product
         product = known[-1] if known else "2015"
         self.warn(
-            "SFB404", self.doc.line,
+            self.report.product_from_service_version, self.doc.line,
             f"the product is taken as Skype for Business Server {product}, from the services' ServiceVersion {said}",
             "confirm it, or say --product 2015, 2019 or subscription",
         )
@@ -293,7 +296,7 @@ class _Importer:
         problem = fqdn_problem(host) if host else "it has no host"
         if problem:
             self.error(line, f"the simple URL '{url}' has a host that is not an FQDN ({problem})" + _placeholder_note(host),
-                       _NAME_FIX, code="SFB429")
+                       _NAME_FIX, build=self.report.document_name_not_fqdn)
 
     def central_management_store(self, pools: list[Pool]) -> Pool | None:
         """The Standard Edition server to suggest for the Central Management Store: the first one, when
@@ -315,7 +318,7 @@ class _Importer:
             for url in self.doc.simple_urls:
                 kind = SIMPLE_URL_KINDS.get(url.component.lower())
                 if kind is None:
-                    self.warn("SFB405", url.line, f"the simple URL component '{url.component}' is not one sfbgen knows", "check Get-CsSimpleUrlConfiguration")
+                    self.warn(self.report.object_not_deployed, url.line, f"the simple URL component '{url.component}' is not one sfbgen knows", "check Get-CsSimpleUrlConfiguration")
                     continue
                 self._url_host(url.url, url.line)
                 out.append((kind, url.url, url.domain if kind == "meet" and url.domain not in ("", "*") else ""))
@@ -326,15 +329,15 @@ class _Importer:
             for domain, line in self.doc.sip_domains:
                 if domain.lower() not in met and not (anywhere and len(domains) == 1):
                     out.append(("meet", f"https://meet.{domain}", domain))
-                    self.warn("SFB423", line, f"the document has no Meet URL for the SIP domain {domain}; assumed Topology Builder's default https://meet.{domain}",
+                    self.warn(self.report.simple_url_default_assumed, line, f"the document has no Meet URL for the SIP domain {domain}; assumed Topology Builder's default https://meet.{domain}",
                               "confirm it (Topology Builder: Edit Properties, Simple URLs) or correct the simple_url line")
             if domains and not any(kind == "dialin" for kind, _, _ in out):
                 out.append(("dialin", f"https://dialin.{default}", ""))
-                self.warn("SFB423", self.doc.line, f"the document has no Dial-in URL; assumed Topology Builder's default https://dialin.{default}",
+                self.warn(self.report.simple_url_default_assumed, self.doc.line, f"the document has no Dial-in URL; assumed Topology Builder's default https://dialin.{default}",
                           "confirm it (Topology Builder: Edit Properties, Simple URLs) or correct the simple_url line")
             return out
         self.warn(
-            "SFB422", self.doc.line,
+            self.report.simple_urls_assumed, self.doc.line,
             f"a {self.doc.format} holds no simple URLs; assumed Topology Builder's defaults: "
             + ", ".join([f"https://meet.{d}" for d in domains] + [f"https://dialin.{default}"]),
             "confirm them with Get-CsSimpleUrlConfiguration and correct the simple_url lines",
@@ -401,7 +404,7 @@ class _Writer:
         if problem:
             # A placeholder of a published template ([DOMAINID], $SkypeFQDN) or another name no DNS
             # holds: refused here, at the document's line, not later by check (SFB202, RFC 1035/1123).
-            self.importer.error(line, f"the {what} '{value}' is not an FQDN ({problem})" + _placeholder_note(value), _NAME_FIX, code="SFB429")
+            self.importer.error(line, f"the {what} '{value}' is not an FQDN ({problem})" + _placeholder_note(value), _NAME_FIX, build=self.importer.report.document_name_not_fqdn)
             return "invalid"
         return value
 
@@ -438,7 +441,7 @@ def _write(importer: _Importer, pools: list[Pool], source: str) -> str:
         w.add(1, f"media {w.string(options.media, doc.line, 'media path')}")
     else:
         w.add(1, '# media "<the installation media>": the document does not say; add it (or import with --media).')
-        importer.warn("SFB420", doc.line, "the document does not say where the installation media is", "import with --media PATH, or add a media line")
+        importer.warn(importer.report.installation_media_not_named, doc.line, "the document does not say where the installation media is", "import with --media PATH, or add a media line")
     w.add(0, "")
     default = doc.default_domain
     for domain, line in doc.sip_domains:
@@ -451,7 +454,7 @@ def _write(importer: _Importer, pools: list[Pool], source: str) -> str:
         w.add(2, f"authority online {w.string(options.ca, doc.line, 'certificate authority')}" if options.ca else "authority offline")
         w.add(1, "}")
     else:
-        importer.warn("SFB421", doc.line, "no certificate authority was named, so every certificate is an offline request", "import with --ca \"<CA FQDN>\\<CA name>\" for an online enterprise CA")
+        importer.warn(importer.report.no_certificate_authority, doc.line, "no certificate authority was named, so every certificate is an offline request", "import with --ca \"<CA FQDN>\\<CA name>\" for an online enterprise CA")
     by_site: dict[str, list[Pool]] = {}
     for pool in pools:
         by_site.setdefault(pool.site, []).append(pool)
@@ -504,7 +507,7 @@ def _write_pool(w: _Writer, pool: Pool) -> None:
         w.add(3, "certificates {")
         w.add(4, "authority offline public")
         w.add(3, "}")
-        w.importer.warn("SFB428", c.line, f"the Edge pool {c.fqdn}'s external certificate is taken as an offline request to a public CA (the document does not say)",
+        w.importer.warn(w.importer.report.edge_external_certificate_assumed, c.line, f"the Edge pool {c.fqdn}'s external certificate is taken as an offline request to a public CA (the document does not say)",
                         "confirm it, or import with --edge-external topology to request it like every other certificate")
     if kind.member_keyword is not None:
         for machine in c.machines:
@@ -528,7 +531,7 @@ def import_bytes(raw: bytes, name: str, options: ImportOptions | None = None) ->
     pools = importer.pools()
     importer.cms = importer.central_management_store(pools)
     if importer.cms is not None:
-        importer.warn("SFB427", importer.cms.cluster.line,
+        importer.warn(importer.report.unpublished_without_cms, importer.cms.cluster.line,
                       f"the document is not published and names no Central Management Store; a new deployment creates it on its first Standard Edition server, here {importer.cms.cluster.fqdn}",
                       f"if {importer.cms.cluster.fqdn} is the deployment's first server, uncomment central_management_store in its block (the imported topology has the line); if the store exists already, leave it")
     if not pools:
@@ -578,8 +581,8 @@ def import_file(path, options: ImportOptions | None = None) -> ImportResult:
         if p.is_dir():
             raise IsADirectoryError(f"'{name}' is a directory")
         if p.stat().st_size > MAX_XML_BYTES:
-            return ImportResult(None, [diagnostic("SFB402", Span.point(1, 1), f"the document is larger than {MAX_XML_BYTES // (1024 * 1024)} MB", "check that this is a topology document", name)])
+            return ImportResult(None, [DiagnosticBuilder(name).malformed_or_unsafe_xml(Span.point(1, 1), f"the document is larger than {MAX_XML_BYTES // (1024 * 1024)} MB", "check that this is a topology document")])
         raw = p.read_bytes()
     except OSError as exc:
-        return ImportResult(None, [diagnostic("SFB001", Span.point(1, 1), f"cannot read '{name}': {exc.strerror or exc}", "check the path", name)])
+        return ImportResult(None, [DiagnosticBuilder(name).file_cannot_be_read(Span.point(1, 1), f"cannot read '{name}': {exc.strerror or exc}", "check the path")])
     return import_bytes(raw, name, options)

@@ -28,7 +28,9 @@ MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 MAX_ENTRIES = 500_000
 
 # Types that run on Windows when opened or called: each must be a signed PowerShell script, or is refused.
-SCRIPT_TYPES = (".ps1", ".psm1", ".psd1")  # data/platform.json, 'script_extensions' (tests/test_trust.py keeps them equal)
+# The one list of the extensions sfbgen signs and a manifest lists as scripts (compiler.SIGNABLE is
+# this tuple): data/platform.json, 'script_extensions' (tests/test_trust.py keeps them equal).
+SCRIPT_TYPES = (".ps1", ".psm1", ".psd1")
 EXECUTABLE_TYPES = (".ps1xml", ".psc1", ".bat", ".cmd", ".exe", ".dll", ".com", ".scr", ".vbs", ".vbe", ".js", ".jse",
                     ".wsf", ".wsh", ".msi", ".msp", ".hta", ".cpl", ".lnk", ".reg", ".psc2", ".cdxml", ".ps2", ".ps2xml")
 # What a bundle holds besides scripts: readable documents, checked by their hash.

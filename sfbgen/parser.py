@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import bisect
+import copy
 import hashlib
 import re
-from functools import cache
+from collections.abc import Iterator
+from functools import cache, lru_cache
+from typing import NamedTuple
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import BasicLexer, LexerState
+from lark.utils import TextSlice
 
 from .diagnostics import Diagnostic, Span, diagnostic
 from .pool_kinds import KINDS
@@ -151,13 +156,95 @@ def parse(text: str, file: str, policy: CachePolicy = CachePolicy.USE) -> tuple[
 
 
 _XML = re.compile(r"\A\s*<(\?xml|Topology|TopologyBuilder)\b")
-_STATEMENT = re.compile(r"[A-Za-z_]+")
 
 
-def _keywords() -> set[str]:
-    """Every word of the grammar that opens a statement or a block."""
-    return {t.pattern.value for t in _parser().terminals if t.pattern.type == "str" and t.pattern.value.isidentifier()
-            and t.pattern.value not in ("primary", "public", "internal", "external", "online", "offline", "for", "arguments")}
+@cache
+def statement_starts() -> frozenset[str]:
+    """The terminals that begin a statement, read from the grammar: the first symbol of `topology` and
+    of every rule an item choice (`_topology_item`, `_site_item`, `_pool`, `_pool_item`, `_cert_item`)
+    names. `for` (inside simple_url) or `online` (after authority) begin no statement."""
+    rules = _parser().rules
+    choices: dict[str, list[str]] = {}
+    for rule in rules:
+        name = rule.origin.name
+        if name.startswith("_") and not name.startswith("__") and len(rule.expansion) == 1 and not rule.expansion[0].is_term:
+            choices.setdefault(name, []).append(rule.expansion[0].name)
+    statements: set[str] = {"topology"}
+    pending = [sym for syms in choices.values() for sym in syms]
+    while pending:
+        sym = pending.pop()
+        if sym in choices:
+            pending.extend(choices.pop(sym))
+        else:
+            statements.add(sym)
+    return frozenset(rule.expansion[0].name for rule in rules
+                     if rule.origin.name in statements and rule.expansion and rule.expansion[0].is_term)
+
+
+@cache
+def _token_lexer() -> BasicLexer:
+    """Lark's lexer over the grammar (the one the parser's contextual lexer is built from), keeping
+    comments: the token stream that the formatter and syntax-error recovery read."""
+    conf = copy.copy(_parser().lexer_conf)
+    conf.ignore = tuple(name for name in conf.ignore if name != "COMMENT")
+    return BasicLexer(conf)
+
+
+UNCLOSED_STRING = "UNCLOSED_STRING"
+
+
+class Lexeme(NamedTuple):
+    """A token of the stream: its terminal's name (PRODUCT, WORD, STRING, COMMENT, LBRACE, ...), its
+    text, its offsets [start, end) and where it starts (1-based line and column)."""
+
+    type: str
+    text: str
+    start: int
+    end: int
+    line: int
+    column: int
+
+
+def token_stream(text: str) -> Iterator[Lexeme]:
+    """The tokens of `text` (white space left out, comments kept), as the grammar's lexer reads them:
+    keywords are whole words (a WORD equal to a keyword is that keyword's terminal, `products` stays
+    one WORD). A text the parser rejects still has tokens: a string with no closing quote on its line
+    is one UNCLOSED_STRING token to the end of the line, and a character no terminal matches (white
+    space the grammar does not skip, such as a no-break space) is passed over."""
+    lexer = _token_lexer()
+    state = LexerState(TextSlice(text, 0, len(text)))
+    while True:
+        try:
+            t = lexer.next_token(state)
+        except EOFError:
+            return
+        except UnexpectedCharacters as exc:
+            pos = exc.pos_in_stream
+            assert pos is not None  # the lexer always says where it stopped
+            if text[pos] == '"':
+                end = text.find("\n", pos)
+                end = len(text) if end < 0 else end
+                yield Lexeme(UNCLOSED_STRING, text[pos:end], pos, end, exc.line, exc.column)
+                state.line_ctr.feed(text[pos:end])
+            else:
+                state.line_ctr.feed(text[pos])
+            continue
+        # A token of the lexer always has its place (lark's Token types it as optional: `or 0` for mypy).
+        yield Lexeme(t.type, str(t), t.start_pos or 0, t.end_pos or 0, t.line or 0, t.column or 0)
+
+
+@lru_cache(maxsize=1)
+def _tokens(text: str) -> tuple[Lexeme, ...]:
+    """token_stream(text), kept for the one text that recovery reads several times (a diagnostic's
+    open blocks, then the statement to blank)."""
+    return tuple(token_stream(text))
+
+
+def _token_at(text: str, offset: int) -> Lexeme | None:
+    """The token that starts at `offset`, if one does."""
+    stream = _tokens(text)
+    index = bisect.bisect_left([t.start for t in stream], offset)
+    return stream[index] if index < len(stream) and stream[index].start == offset else None
 
 
 def _blank_statement(text: str, exc: UnexpectedInput) -> str | None:
@@ -171,23 +258,25 @@ def _blank_statement(text: str, exc: UnexpectedInput) -> str | None:
     if (token is not None and _kind(token) in _BLOCK_TYPES and "RBRACE" in set(getattr(exc, "expected", ()) or ())
             and offset > 0 and text[offset - 1] in " \t"):
         return text[: offset - 1] + "}" + text[offset:]
-    keywords = _keywords()
-    tokens = [(m.start(), m.end(), m.group()) for m in _SCAN.finditer(text)]
-    index = next((i for i, (start, end, _) in enumerate(tokens) if start <= offset < max(end, start + 1)), None)
+    # Statement starts are keyword tokens of the grammar's lexer (token_stream), not words:
+    # a quoted "site" or a comment is none.
+    keywords = statement_starts()
+    tokens = [(t.start, t.end, t.text, t.type) for t in _tokens(text)]
+    index = next((i for i, (start, end, _, _) in enumerate(tokens) if start <= offset < max(end, start + 1)), None)
     if index is None:
         return None
     start = index - 1 if tokens[index][2] == "{" and index > 0 else index
-    while start > 0 and tokens[start][2] not in keywords and tokens[start][2] not in "{}":
+    while start > 0 and tokens[start][3] not in keywords and tokens[start][2] not in "{}":
         start -= 1
     if tokens[start][2] in "{}" and start != index:
         start += 1
-    if tokens[start][2] == "topology":
+    if tokens[start][3] == "TOPOLOGY":
         return None  # the topology's own header: nothing sensible is left to parse
     end, depth = index + 1, 0
-    if tokens[index][2] == "{" or tokens[start][2] in keywords:
+    if tokens[index][2] == "{" or tokens[start][3] in keywords:
         # A block statement in the wrong place goes with its whole block.
         probe = start
-        while probe < len(tokens) and tokens[probe][2] not in "{}" and (probe == start or tokens[probe][2] not in keywords):
+        while probe < len(tokens) and tokens[probe][2] not in "{}" and (probe == start or tokens[probe][3] not in keywords):
             probe += 1
         if probe < len(tokens) and tokens[probe][2] == "{":
             depth, end = 0, probe
@@ -196,7 +285,7 @@ def _blank_statement(text: str, exc: UnexpectedInput) -> str | None:
                 end += 1
                 if depth == 0:
                     break
-    while end < len(tokens) and depth == 0 and tokens[end][2] not in keywords and tokens[end][2] not in "{}":
+    while end < len(tokens) and depth == 0 and tokens[end][3] not in keywords and tokens[end][2] not in "{}":
         end += 1
     first, last = tokens[start][0], tokens[end - 1][1] if end > start else tokens[start][1]
     if isinstance(exc, UnexpectedCharacters) and text[offset:offset + 1] == '"':
@@ -228,9 +317,6 @@ def _describe_expected(parser: Lark, expected: set[str]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
-_SCAN = re.compile(r'"[^"\n]*"?|#[^\n]*|[{}]|[^\s{}"#]+')
-
-
 def _open_blocks(text: str, upto: int) -> list[tuple[str, int, int]]:
     """The blocks still open at offset `upto`: (what, line, column) of the statement opening each."""
     stack: list[tuple[str, int, int]] = []
@@ -242,13 +328,15 @@ def _open_blocks(text: str, upto: int) -> list[tuple[str, int, int]]:
 
     # The statement that opens a block is the block keyword nearest before its '{'.
     opener: tuple[str, int, int] = ("block", 1, 1)
-    for m in _SCAN.finditer(text, 0, upto):
-        tok = m.group()
+    for token in _tokens(text):
+        if token.start >= upto:
+            break
+        tok = token.text
         if tok in _BLOCK_KEYWORDS:
-            opener = (_BLOCK_KEYWORDS[tok], *place(m.start()))
+            opener = (_BLOCK_KEYWORDS[tok], *place(token.start))
         elif tok == "{":
             stack.append(opener)
-            opener = ("block", *place(m.start()))
+            opener = ("block", *place(token.start))
         elif tok == "}" and stack:
             stack.pop()
     return stack
@@ -294,8 +382,8 @@ def _syntax_diagnostic(parser: Lark, exc: UnexpectedInput, text: str, file: str)
                 file,
             )
         expected = _describe_expected(parser, set(exc.allowed or ()))
-        word = _SCAN.match(text, exc.pos_in_stream)
-        shown = word.group() if word else char
+        word = _token_at(text, exc.pos_in_stream)
+        shown = word.text if word else char
         if word:
             span = Span(exc.line, exc.column, exc.line, exc.column + len(shown))
         return diagnostic(

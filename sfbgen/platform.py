@@ -28,6 +28,17 @@ def product(version: str) -> dict:
     return fact("products").get(version, fact("products")["2015"])
 
 
+def products() -> tuple[str, ...]:
+    """The product versions sfbgen deploys, in release order (2015, 2019, subscription): the one list,
+    the keys of data/platform.json's 'products' fact."""
+    return tuple(fact("products"))
+
+
+def product_title(version: str) -> str:
+    """A product version's name as Microsoft writes it (data/platform.json, 'products': title)."""
+    return str(fact("products")[version]["title"])
+
+
 # Each product's prerequisites are their own facts, with their own sources: 2019 and Subscription
 # Edition never borrow 2015's (system-requirements.md for 2019 lists more IIS management features).
 _FEATURE_FACTS = {"2015": "windows_features", "2019": "windows_features_2019", "subscription": "windows_features_subscription"}
@@ -38,15 +49,3 @@ def windows_features(roles: tuple[str, ...], version: str = "2015") -> tuple[str
     the documented order."""
     table = fact(_FEATURE_FACTS[version])
     return tuple(dict.fromkeys(feature for role in roles for feature in table[role]))
-
-
-def dotnet_framework(version: str) -> dict:
-    """The .NET Framework 4.x a product needs, as `Release` values of the NDP\\v4\\Full key: 'minimum'
-    (and its name), and 'below' (0: no upper bound), the first release the product does not support."""
-    return fact(f"dotnet_framework_{version}")
-
-
-def core_update_before_bootstrapper(version: str) -> bool:
-    """Whether the product's core components must be updated before Bootstrapper runs on newer Windows
-    Server (2015 on Windows Server 2016 and 2019: server-requirements.md)."""
-    return version in fact("core_update_before_bootstrapper")["products"]

@@ -16,7 +16,6 @@ from pydantic import BaseModel
 
 from . import __version__
 from . import model as m
-from .diagnostics import Span
 from .plan import (
     EDGE_CONFIG_ZIP,
     STEP_FILES,
@@ -27,6 +26,7 @@ from .plan import (
 from .platform import fact, product, windows_features
 from .powershell import Raw, cmdlet, comment, quote, var
 from .resources import CachePolicy, cache_dir, resource_dir
+from .views import JobView, PoolView, ScriptView, ServerView, Settings, certificate_jobs
 
 BOM = "\ufeff"
 
@@ -154,7 +154,7 @@ def _environment(policy: CachePolicy = CachePolicy.USE):
         bytecode_cache=_bytecode_cache(policy),
     )
     env.filters.update(ps=quote, comment=comment, md=markdown_text, mdcode=markdown_code, mermaid=_mermaid_label)
-    env.globals.update(cs=cmdlet, var=var, raw=Raw, fact=fact, pool_word=lambda pool: m.POOL_WORD[pool.kind])
+    env.globals.update(cs=cmdlet, var=var, raw=Raw, fact=fact)
     return env
 
 
@@ -168,24 +168,6 @@ def render_template(name: str, **context) -> str:
     return _template(name).render(**context)
 
 
-def _certificate_jobs(server: ServerPlan) -> list[dict]:
-    jobs = []
-    for request in server.requests:
-        if server.imports_shared(request):
-            mode = "import-shared"
-        else:
-            mode = request.authority
-        jobs.append(
-            {
-                "request": request,
-                "mode": mode,
-                "source": request.requested_on,
-                "export_pfx": request.scope == "pool" and request.requested_on == server.fqdn and len(server.pool.servers) > 1,
-            }
-        )
-    return jobs
-
-
 class Renderer:
     """Renders the files of one plan; what every server needs to know of the others is computed once."""
 
@@ -193,17 +175,21 @@ class Renderer:
         self.plan = plan
         self.meta = meta
         self.policy = policy
-        self.members: dict[int, list[str]] = {}
+        members: dict[int, list[str]] = {}
         for server in plan.servers:
-            self.members.setdefault(id(server.pool), []).append(server.fqdn)
-        self.edges = [s.fqdn for s in plan.servers if s.is_edge]
+            members.setdefault(id(server.pool), []).append(server.fqdn)
+        self.members = {pool: tuple(fqdns) for pool, fqdns in members.items()}
+        self.edges = tuple(s.fqdn for s in plan.servers if s.is_edge)
+        self._pools: dict[int, PoolView] = {}  # by id(model pool): one view per pool, shared by its members
+        self._views: dict[int, ServerView] = {}  # by id(ServerPlan): the plan keeps each alive
+        self._jobs: dict[int, tuple[JobView, ...]] = {}  # step 3's, by id(ServerPlan)
         self._digests: dict[int, tuple] = {}  # id -> (object, digest): ContextDigest's memo for this plan
         self._base_data: object = None
         self.base = dict(
             # The scripts see the settings, not the provenance: the file's name, its digest and sfbgen's
             # version are only in the runbook, plan.json and the manifests (so a script's bytes change
             # only with its work, and the fingerprint of its context with them).
-            meta=dataclasses.replace(meta, source="", digest="", version=""),
+            meta=Settings.of(meta),
             files=STEP_FILES,
             edge_config_zip=EDGE_CONFIG_ZIP,
             edge_config_host=plan.edge_config_host.fqdn if plan.edge_config_host else "",
@@ -218,22 +204,40 @@ class Renderer:
         """A template rendered under this renderer's cache policy."""
         return _template(name, self.policy).render(**context)
 
+    def view(self, server: ServerPlan) -> ServerView:
+        """What `server`'s scripts see of it (sfbgen/views.py), made once per server."""
+        known = self._views.get(id(server))
+        if known is None:
+            pool = self._pools.get(id(server.pool))
+            if pool is None:
+                pool = self._pools[id(server.pool)] = PoolView.of(server.pool)
+            known = self._views[id(server)] = ServerView.of(server, pool)
+        return known
+
+    def certificate_jobs(self, server: ServerPlan) -> tuple[JobView, ...]:
+        """Step 3's work on `server`, as views, made once per server (the fingerprint digests each once)."""
+        known = self._jobs.get(id(server))
+        if known is None:
+            known = self._jobs[id(server)] = certificate_jobs(server)
+        return known
+
     def contexts(self, server: ServerPlan) -> list[tuple[str, str, dict]]:
         """(file name, template, context) of each of `server`'s scripts: exactly what `server()` renders
-        and `fingerprint()` digests."""
+        and `fingerprint()` digests. The templates see views of the plan (sfbgen/views.py), plain
+        values only, never a model object."""
         extra: dict[str, dict] = {
             # Steps 0, 1 and 2 install the role's Windows features (the first script on a server before SQL Server Express).
             "prepare-cms": dict(features=windows_features(server.roles, self.meta.product)),
             "local-store": dict(features=windows_features(server.roles, self.meta.product)),
             "components": dict(features=windows_features(server.roles, self.meta.product)),
-            "certificates": dict(jobs=_certificate_jobs(server)),
+            "certificates": dict(jobs=self.certificate_jobs(server)),
             "start-pool": dict(members=self.members[id(server.pool)]),
             "export-edge-config": dict(edges=self.edges),
             "verify-bundle": dict(manifest_name="manifest.psd1"),
         }
         expect = published_expectations(server)
         return [(script.filename, f"{script.kind}.ps1.j2",
-                 dict(s=server, script=script, expect=expect, **self.base, **extra.get(script.kind, {})))
+                 dict(s=self.view(server), script=ScriptView.of(script), expect=expect, **self.base, **extra.get(script.kind, {})))
                 for script in server.scripts]
 
     def server(self, server: ServerPlan) -> dict[str, str]:
@@ -263,10 +267,11 @@ class Renderer:
 
     def fingerprint(self, server: ServerPlan) -> str:
         """The SHA-256 of exactly what `server()` renders for this server — each script's template and
-        the context it receives (`contexts`), serialised by `context_data` — so equal fingerprints render
-        equal scripts, and `sfbgen diff` renders only the servers whose fingerprints differ. Source
-        positions are left out (they move when lines are added above, and no script shows them); the
-        shared helpers and the runner are rendered without a context, the same for every server."""
+        the context it receives (`contexts`), serialised by `ContextDigest` — so equal fingerprints render
+        equal scripts, and `sfbgen diff` renders only the servers whose fingerprints differ. The context
+        holds views of the plan (sfbgen/views.py), only what the scripts show: no source position, no
+        site, no member list but start-pool's; so equal scripts have equal fingerprints too. The shared
+        helpers and the runner are rendered without a context, the same for every server."""
         digest = ContextDigest(self._digests)
         if self._base_data is None:  # the same in every script's context: digested once
             self._base_data = digest.data(self.base)
@@ -504,12 +509,12 @@ def block_key(block: Block) -> str:
 
 class ContextDigest:
     """A template context as plain data, deterministically: values as they are, lists and tuples as
-    tuples, sets sorted, dicts as their items, enums by value, dataclasses and pydantic models as
-    (type, their fields) without source spans. A model or dataclass (a pool, a server's plan, a
-    certificate request) is digested once, where it first appears, and stands as ("ref", digest)
-    wherever it appears again: the pool its members share is serialised once per plan (`memo`, kept by
-    the Renderer; it keeps each object alive, so that an id is never reused). Anything else is
-    refused (TypeError): a template input this does not know must be taught here, never skipped."""
+    tuples, sets sorted, dicts as their items, enums by value, dataclasses (the views of the plan,
+    sfbgen/views.py) as (type, every field). A view is digested once, where it first appears, and
+    stands as ("ref", digest) wherever it appears again: the pool view its members share is
+    serialised once per plan (`memo`, kept by the Renderer; it keeps each object alive, so that an id
+    is never reused). Anything else is refused (TypeError), a model object first: the templates see
+    views, and a template input this does not know must be taught here, never skipped."""
 
     def __init__(self, memo: dict[int, tuple]):
         self.memo = memo
@@ -518,8 +523,6 @@ class ContextDigest:
         if value is None or type(value) in _SCALARS:
             return value
         data = self.data
-        if isinstance(value, Span):  # a named tuple: before the tuples
-            return None  # source positions: no script shows them
         if isinstance(value, (list, tuple)):
             return tuple([data(v) for v in value])
         if isinstance(value, (str, int, float)):  # subclasses (bool is an int)
@@ -537,9 +540,9 @@ class ContextDigest:
         names = _FIELDS.get(kind)
         if names is None:
             if issubclass(kind, BaseModel):
-                names = tuple(n for n in kind.model_fields if n != "span" and not n.endswith("_span"))
-            elif dataclasses.is_dataclass(kind):
-                names = tuple(f.name for f in dataclasses.fields(kind) if f.name != "span")
+                raise TypeError(f"a template context holds the model object {kind.__name__}: give the templates a view (sfbgen/views.py)")
+            if dataclasses.is_dataclass(kind):
+                names = tuple(f.name for f in dataclasses.fields(kind))
             elif isinstance(value, PurePath):
                 return ("path", str(value))
             else:

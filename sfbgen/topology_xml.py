@@ -180,7 +180,7 @@ def _pieces(raw: bytes, name: str):
         except UnicodeDecodeError as exc:
             at = offset + exc.start
             line = raw[:at].count(b"\n") + 1
-            raise XmlProblem(diagnostic("SFB402", Span.point(line, 1), f"the document is not valid {encoding.upper().replace('-SIG', '')} (byte {at})", "save it as UTF-8, or export it again with Get-CsTopology -AsXml", name))
+            raise XmlProblem(diagnostic("SFB402", Span.point(line, 1), f"the document is not valid {encoding.upper().replace('-SIG', '')} (byte {at})", "save it as UTF-8, or export it again with Get-CsTopology -AsXml", name)) from exc
         if first:
             text = _DECLARATION.sub(lambda match: "\n" * match.group().count("\n"), text, count=1)
             first = False
@@ -415,7 +415,7 @@ def read_document(raw: bytes, name: str) -> Document:
         if root.tag == "Topology":
             return _from_published(root)
     except (ValueError, AttributeError, TypeError, IndexError) as exc:
-        raise XmlProblem(diagnostic("SFB401", Span.point(root.line, 1), f"the {root.tag} document is incomplete ({exc})", "export it again with Get-CsTopology -AsXml", name))
+        raise XmlProblem(diagnostic("SFB401", Span.point(root.line, 1), f"the {root.tag} document is incomplete ({exc})", "export it again with Get-CsTopology -AsXml", name)) from exc
     raise XmlProblem(diagnostic(
         "SFB401", Span.point(root.line, 1),
         f"the root element is <{root.tag}>, not a topology",

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from lark import Token, Transformer, Tree, v_args
 
 from . import model as m
-from .diagnostics import Diagnostic, Span, diagnostic
+from .diagnostics import Diagnostic, DiagnosticBuilder, Reporter, Span
 from .pool_kinds import BY_KEYWORD, KINDS, PoolKind
 
 
@@ -64,12 +64,10 @@ class TopologyBuilder(Transformer):
     def __init__(self, file: str):
         super().__init__()
         self.file = file
-        self.diagnostics: list[Diagnostic] = []
+        self._reporter = Reporter(file)
+        self.diagnostics: list[Diagnostic] = self._reporter.diagnostics
 
     # -- helpers ------------------------------------------------------------------------------------
-
-    def _report(self, code: str, span: Span, problem: str, fix: str) -> None:
-        self.diagnostics.append(diagnostic(code, span, problem, fix, self.file))
 
     def _collect(self, items: list[Item], block: str, allowed: set[str] | None = None) -> dict[str, Any]:
         """Fold statements into {key: value}; repeatable keys into lists; report repeats and misfits."""
@@ -83,8 +81,7 @@ class TopologyBuilder(Transformer):
                 fields.setdefault(item.key, []).append(item.value)
             elif item.key in fields:
                 first = first_span[item.key]
-                self._report(
-                    "SFB105",
+                self._reporter.setting_given_twice(
                     item.span,
                     f"'{item.key}' is given twice in this {block} (first at {first.line}:{first.column})",
                     "keep one of them",
@@ -106,15 +103,14 @@ class TopologyBuilder(Transformer):
         }
         fix = fixes.get(item.key, f"remove it, or move it to a pool that has '{item.key}'")
         if block == "Standard Edition server" and item.key in ("front_end", "server"):
-            self._report(
-                "SFB225",
+            self._reporter.standard_edition_server_with_members(
                 item.span,
                 "a Standard Edition server is a pool of one: it has no members",
                 "remove this line, or make the pool an enterprise_pool",
             )
             return
         article = "an" if block[:1].lower() in "aeiou" else "a"
-        self._report("SFB106", item.span, f"'{item.key}' is not allowed in {article} {block}", fix)
+        self._reporter.setting_not_allowed_here(item.span, f"'{item.key}' is not allowed in {article} {block}", fix)
 
     # -- topology -----------------------------------------------------------------------------------
 
@@ -152,7 +148,7 @@ class TopologyBuilder(Transformer):
     def _support(self, product: m.Name | None, acknowledged: m.Name | None) -> None:
         """The acknowledgement's value; SFB258 itself is `support_diagnostics`' (the check command's)."""
         if acknowledged is not None and acknowledged.value != "acknowledged":
-            self._report("SFB108", acknowledged.span, f"'{acknowledged.value}' is not an end_of_support setting", "write end_of_support acknowledged")
+            self._reporter.unknown_value(acknowledged.span, f"'{acknowledged.value}' is not an end_of_support setting", "write end_of_support acknowledged")
 
     def media(self, meta, children):
         return Item("media", _text(children[0]), _meta_span(meta))
@@ -292,7 +288,7 @@ class TopologyBuilder(Transformer):
         for side, fqdn, span in children:
             key = f"web_{side}"
             if key in values:
-                self._report("SFB105", span, f"'{side}' is given twice in this web_services line", "keep one of them")
+                self._reporter.setting_given_twice(span, f"'{side}' is given twice in this web_services line", "keep one of them")
             values[key] = fqdn
         return Item("web_services", values, _meta_span(meta))
 
@@ -336,13 +332,12 @@ def support_diagnostics(topology: m.Topology, text: str, file: str) -> list[Diag
     words = [match.group() for match in _TOKEN.finditer(text)]
     if any(a == "end_of_support" and b == "acknowledged" for a, b in zip(words, words[1:], strict=False)):
         return []
-    return [diagnostic(
-        "SFB258", product.span,
+    return [DiagnosticBuilder(file).product_out_of_support(
+        product.span,
         f"Skype for Business Server {product.value} left Microsoft's extended support on {ended}: it gets no more security updates "
         f"(Microsoft Lifecycle, skype-for-business-server-{product.value})",
         "plan the move to Skype for Business Server Subscription Edition (product subscription), its supported successor; "
         "to deploy this product knowingly (a lab, a migration), add the line: end_of_support acknowledged",
-        file,
     )]
 
 

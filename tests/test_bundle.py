@@ -193,3 +193,61 @@ def test_out_may_not_hold_the_signing_key(tmp_path):
     with pytest.raises(UsageError, match="contains the input"):
         compile_file(CONTOSO, out, protected=(key,))
     assert key.read_bytes() == b"key"
+
+
+# ---------------------------------------------------------------------------------------------------
+# One bundle builder, its sinks chosen by the caller (issue 22, item 7)
+
+
+def test_memory_and_disk_sinks_hold_the_same_bundle(tmp_path):
+    """compile to disk, compile to memory, and both at once: the same files, the same bytes, the same order."""
+    from sfbgen.compiler import iter_bundle
+
+    out = tmp_path / "out"
+    both = compile_file(CONTOSO, out)  # disk and memory (TeeSink)
+    on_disk = compile_file(CONTOSO, tmp_path / "disk", keep_files=False)  # disk only
+    in_memory = compile_file(CONTOSO, "unused", write=False)  # memory only
+    counted = compile_file(CONTOSO, "unused", write=False, keep_files=False)
+    assert both.files == snapshot_tree(out) == snapshot_tree(tmp_path / "disk") == in_memory.files
+    assert list(both.files) == list(in_memory.files)  # the bundle's order, MANIFEST.psd1 last
+    assert list(in_memory.files)[-1] == "MANIFEST.psd1"
+    assert both.file_count == on_disk.file_count == in_memory.file_count == counted.file_count == len(in_memory.files)
+    assert not on_disk.files and not counted.files
+    assert not (tmp_path / "unused").exists()
+    # The generator the in-memory tools use yields the same bundle.
+    assert dict(iter_bundle(in_memory.plan, compile_file_meta(), None)) == in_memory.files
+
+
+def compile_file_meta():
+    from sfbgen.api import compile_path
+
+    result = compile_path(CONTOSO)
+    assert result.meta is not None
+    return result.meta
+
+
+def test_build_bundle_hands_every_file_to_the_callers_sink():
+    from sfbgen.api import compile_path
+    from sfbgen.bundle import CountingSink, MemorySink, TeeSink
+    from sfbgen.compiler import build_bundle, iter_bundle
+
+    result = compile_path(CONTOSO)
+    assert result.plan is not None and result.meta is not None
+    first, second = MemorySink(), MemorySink()
+    count = build_bundle(result.plan, result.meta, None, TeeSink(first, second))
+    assert first.files == second.files == dict(iter_bundle(result.plan, result.meta, None))
+    assert count == len(first.files) == build_bundle(result.plan, result.meta, None, CountingSink())
+    # A sink that only lives in this process is never handed files in a worker; a disk one may be.
+    assert not TeeSink(first, CountingSink()).in_workers and TeeSink(CountingSink()).in_workers
+
+
+def test_disk_sink_leaves_out_as_it_was_without_commit(tmp_path):
+    from sfbgen.bundle import DiskSink
+
+    out = tmp_path / "out"
+    compile_file(CONTOSO, out)
+    before = snapshot_tree(out)
+    with DiskSink(out, []) as disk:
+        disk.add("x/y.txt", b"new")
+    assert snapshot_tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -263,8 +263,8 @@ def test_cli_import_writes_atomically_and_refuses_to_overwrite(tmp_path):
 # function's steps (same elements, same attributes) so that the expectations compiled into the
 # scripts are shown to agree with real published XML, and to disagree when the XML differs.
 
-import re as _re
-import xml.etree.ElementTree as _ET
+import re as _re  # noqa: E402 - the imports of this section, kept with it
+import xml.etree.ElementTree as _ET  # noqa: E402
 
 PUBLISHED = ["rlevchenko_powershell-skype_DefaultTopology.xml", "ibenbouzid_SkypeforBusiness_lab_V3_DefaultTopology_Skype.xml",
              "ibenbouzid_SkypeforBusiness_lab_V2_DefaultTopology_Skype.xml"]

@@ -281,7 +281,7 @@ def test_a_front_end_fails_over_updates_and_fails_back_in_that_order(bundles):
     assert "Reset-CsPoolRegistrarState" not in main
     # Each change is behind ShouldProcess: -WhatIf previews it.
     for action in ("Invoke-CsComputerFailOver (", "'Update with '", "Invoke-CsComputerFailBack ("):
-        line = next(l for l in main.split("\r\n") if action in l)
+        line = next(row for row in main.split("\r\n") if action in row)
         assert "$PSCmdlet.ShouldProcess(" in line
 
 

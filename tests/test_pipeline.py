@@ -3,6 +3,7 @@ template context, parallel.map_chunks, and the cache policy a signing run passes
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from sfbgen.api import (
 from sfbgen.diagnostics import DiagnosticsError, sort_diagnostics
 from sfbgen.render import ContextDigest, Renderer
 from sfbgen.resources import CachePolicy
+from sfbgen.views import Settings
 from tests.conftest import ROOT, SAMPLES, VALID_SAMPLES
 
 WARNINGS_ONLY = SAMPLES / "invalid" / "warnings-only.sfb"
@@ -147,12 +149,50 @@ def test_a_template_input_of_an_unknown_kind_is_refused():
         ContextDigest({}).data({"a": object()})
 
 
+def test_a_model_object_in_a_template_context_is_refused():
+    """The templates see views: a pool (a pydantic model) handed to one is an error, not digested."""
+    pool = compile_path(CONTOSO).plan.servers[0].pool
+    with pytest.raises(TypeError, match="view"):
+        ContextDigest({}).data({"pool": pool})
+
+
 def test_provenance_is_not_in_the_scripts_context():
     compiled = compile_path(CONTOSO)
     renderer = Renderer(compiled.plan, compiled.meta)
     meta = renderer.base["meta"]
-    assert (meta.source, meta.digest, meta.version) == ("", "", "")
+    assert isinstance(meta, Settings)
+    assert not {"source", "digest", "version"} & {f.name for f in dataclasses.fields(meta)}
     assert meta.product == compiled.meta.product and renderer.meta == compiled.meta  # the runbook's is whole
+
+
+def _plain_values(value, where="context"):
+    """Every leaf of a template context: plain values, reached through views, tuples and dicts only."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return
+    if isinstance(value, tuple):
+        for i, item in enumerate(value):
+            _plain_values(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _plain_values(item, f"{where}[{key!r}]")
+    elif dataclasses.is_dataclass(value) and type(value).__module__ in ("sfbgen.views", "sfbgen.patching"):
+        assert type(value).__dataclass_params__.frozen, where
+        for field in dataclasses.fields(value):
+            _plain_values(getattr(value, field.name), f"{where}.{field.name}")
+    else:
+        raise AssertionError(f"{where} is a {type(value).__qualname__}, not a view of the plan")
+
+
+@pytest.mark.parametrize("sample", VALID_SAMPLES, ids=lambda p: p.name)
+def test_templates_see_views_of_the_plan_not_the_model(sample):
+    """Issue 22, item 5: no ServerPlan, pydantic model or list reaches a step template; the site is in no view."""
+    compiled = compile_path(sample)
+    renderer = Renderer(compiled.plan, compiled.meta)
+    for server in compiled.plan.servers:
+        for filename, template, context in renderer.contexts(server):
+            _plain_values(context, f"{server.fqdn}/{filename}")
+            assert not hasattr(context["s"], "site")
+            assert "members" not in context or template == "start-pool.ps1.j2"
 
 
 @pytest.mark.parametrize("sample", VALID_SAMPLES, ids=lambda p: p.name)
@@ -171,15 +211,10 @@ def test_equal_fingerprints_render_equal_scripts(edit):
             assert before[fqdn][1] == after[fqdn][1], fqdn
 
 
-@pytest.mark.parametrize("edit", [
-    "unchanged", "lines added above", "a simple URL changed",
-    pytest.param("one Front End added", marks=pytest.mark.xfail(strict=True, reason=(
-        "the other members' scripts receive the pool (its member list) but do not show it: re-rendered, "
-        "never missed; exact until templates receive views of the plan (issue 22, item 5)"))),
-    pytest.param("a site renamed", marks=pytest.mark.xfail(strict=True, reason=(
-        "every script receives the server's site but none shows it: re-rendered, never missed"))),
-])
+@pytest.mark.parametrize("edit", list(EDITS), ids=list(EDITS))
 def test_equal_scripts_have_equal_fingerprints(edit):
+    """Exact both ways (issue 22, item 5): the templates see views of the plan, so the other members'
+    scripts do not receive the pool's member list, and no script receives the server's site."""
     before, after = _side(BASE), _side(EDITS[edit])
     for fqdn in before.keys() & after.keys():
         assert (before[fqdn][0] == after[fqdn][0]) == (before[fqdn][1] == after[fqdn][1]), fqdn

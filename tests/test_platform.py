@@ -87,8 +87,8 @@ def test_step3_reads_no_certificate_from_request_cscertificate(compiled):
             for line in text.splitlines():
                 if "= Request-CsCertificate" in line:
                     variable = line.split("=")[0].strip()
-                    uses = [l for l in text.splitlines() if variable in l and "= Request-CsCertificate" not in l]
-                    assert uses and all("-ExpandProperty Thumbprint" in l for l in uses), (name, uses)
+                    uses = [row for row in text.splitlines() if variable in row and "= Request-CsCertificate" not in row]
+                    assert uses and all("-ExpandProperty Thumbprint" in row for row in uses), (name, uses)
             assert ".GetNameInfo(" not in text.split("= Request-CsCertificate")[-1].split("\n")[0]
 
 

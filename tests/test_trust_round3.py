@@ -438,7 +438,7 @@ def test_a_signature_base64_is_refused_when_rewrapped_even_at_64(kit, tmp_path):
     last = lines[-3]
     lines[-3:-2] = [last[:4], "# " + last[4:]] if len(last) > 6 else [last]
     rewrapped = (text + "\r\n" + "\r\n".join(lines)).encode("utf-8")
-    assert base64.b64decode("".join(l[2:] for l in lines[1:-2])) == base64.b64decode(encoded)
+    assert base64.b64decode("".join(row[2:] for row in lines[1:-2])) == base64.b64decode(encoded)
     verdict = verify_script(rewrapped, [kit.root], canonical=True)
     assert not verdict.ok and "re-wrapped" in verdict.problems[0]
 
