@@ -451,6 +451,8 @@ def codesign_cert(
 
 
 class Product(str, Enum):
+    """--product's choices: the products of data/platform.json (tests/test_cli_day_one.py keeps them equal)."""
+
     v2015 = "2015"
     v2019 = "2019"
     subscription = "subscription"

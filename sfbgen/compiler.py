@@ -12,7 +12,7 @@ from . import __version__, fleet, manifest, parallel
 from .api import compile_path
 from .diagnostics import Diagnostic, DiagnosticsError
 from .plan import DeploymentPlan, ServerPlan
-from .render import Meta, Renderer, json_lines, to_windows_text
+from .render import Meta, Renderer, to_windows_text
 from .resources import CachePolicy
 
 if TYPE_CHECKING:
@@ -43,10 +43,6 @@ class CompileResult:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest().upper()
-
-
-def _json_bytes(document: dict) -> bytes:
-    return json_lines(document).encode("utf-8")
 
 
 def _signing_summary(signer: Signer | None) -> dict:

@@ -7,7 +7,6 @@ setting that the block's kind does not allow (a `front_end` in an Edge pool).
 
 from __future__ import annotations
 
-import re
 from typing import Any, NamedTuple
 
 from lark import Token, Transformer, Tree, v_args
@@ -312,9 +311,6 @@ class TopologyBuilder(Transformer):
         return Item("mediation", _name(children[0]), _meta_span(meta))
 
 
-_TOKEN = re.compile(r'"[^"\n]*"|#[^\n]*|[{}]|[^\s{}"#]+')  # as sfbgen/formatter.py reads statements
-
-
 def support_diagnostics(topology: m.Topology, text: str, file: str) -> list[Diagnostic]:
     """SFB258, which `sfbgen check` reports: the product left Microsoft's extended support
     (END_OF_SUPPORT), and the topology has no `end_of_support acknowledged` line.
@@ -329,7 +325,9 @@ def support_diagnostics(topology: m.Topology, text: str, file: str) -> list[Diag
     ended = END_OF_SUPPORT.get(product.value)
     if ended is None:
         return []
-    words = [match.group() for match in _TOKEN.finditer(text)]
+    from .parser import token_stream  # the one tokenizer (issue 22): a comment is one token, never two words
+
+    words = [token.text for token in token_stream(text)]
     if any(a == "end_of_support" and b == "acknowledged" for a, b in zip(words, words[1:], strict=False)):
         return []
     return [DiagnosticBuilder(file).product_out_of_support(

@@ -256,3 +256,11 @@ def test_a_compiled_runbook_of_150_servers_draws_its_pools(tmp_path):
     edges = [line for line in block.splitlines() if " --> " in line]
     assert 0 < len(edges) < 500
     assert "One node per pool" in runbook
+
+
+def test_the_product_choices_are_the_one_list_of_products():
+    """--product's choices are data/platform.json's products (issue 22: one list of products)."""
+    from sfbgen.cli import Product
+    from sfbgen.platform import products
+
+    assert [p.value for p in Product] == list(products())
