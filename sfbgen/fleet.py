@@ -381,7 +381,7 @@ def _staging_script() -> str:
 # owned by anyone but SYSTEM or the Administrators; then, top down, makes every item
 # the Administrators' with a whole new ACL (SYSTEM and the Administrators only, nothing inherited), each
 # folder before what is in it is listed, so nobody else can add or keep anything in it.
-param([string[]]$Scopes, [string[]]$Weaker, [string]$Root, [string]$Folder)
+param([string[]]$Scopes, [string[]]$Weaker, [string]$Root, [string]$Folder, [string]$Signer, [string]$TrustedPublisherStore)
 $ErrorActionPreference = 'Stop'
 foreach ($scope in $Scopes) {
     $policy = [string](Get-ExecutionPolicy -Scope $scope)
@@ -391,6 +391,15 @@ foreach ($scope in $Scopes) {
             'it overrides -ExecutionPolicy AllSigned. Set it to AllSigned or leave it undefined; nothing was copied or run.')
         return
     }
+}
+# Under AllSigned a script whose publisher is not yet trusted needs a prompt, which -NonInteractive
+# cannot give: it is refused (about_Execution_Policies, AllSigned). Said here, by name, before anything runs.
+if (-not (Test-Path -LiteralPath ($TrustedPublisherStore + $Signer))) {
+    $Ansible.Failed = $true
+    ('The signer ' + $Signer + ' is not in Cert:\LocalMachine\TrustedPublisher on this server: under AllSigned, ' +
+        'powershell.exe -NonInteractive refuses the scripts of a publisher not trusted. Import the signing certificate ' +
+        'there and its root into Cert:\LocalMachine\Root (RUNBOOK.md); nothing was copied or run.')
+    return
 }
 $system = New-Object System.Security.Principal.SecurityIdentifier 'S-1-5-18'
 $administrators = New-Object System.Security.Principal.SecurityIdentifier 'S-1-5-32-544'
@@ -516,6 +525,8 @@ def prepare_tasks() -> str:
         f"          Weaker: [{weaker}]",
         '          Root: "{{ sfbgen_remote_root }}"',
         '          Folder: "{{ sfbgen_folder }}"',
+        '          Signer: "{{ sfbgen_signer }}"',
+        f"          TrustedPublisherStore: {literal(fact('trusted_publisher_store'))}",
         "      become: \"{{ sfbgen_become }}\"",
         "      become_method: ansible.builtin.runas",
         "      become_user: \"{{ sfbgen_become_user }}\"",

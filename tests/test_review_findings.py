@@ -312,3 +312,36 @@ def test_a_different_internal_web_services_fqdn_is_a_warning(compiled):
     # The open question is listed for a lab run.
     lab = README.read_text(encoding="utf-8").split("## What a lab run should confirm")[1].split("\n## ")[0]
     assert "InternalSettings" in lab
+
+
+# --- second review (issue 18/19): the signer must be a trusted publisher, and a whole-plan preview -----------
+
+
+def test_both_orchestrators_refuse_a_server_where_the_signer_is_not_a_trusted_publisher(tmp_path):
+    """Under AllSigned, powershell.exe -NonInteractive refuses a script whose publisher is not trusted
+    (about_Execution_Policies): both orchestrators say so by name before anything is copied or run."""
+    from sfbgen.compiler import compile_file
+
+    result = compile_file(ROOT / "samples" / "contoso.sfb", "unused", write=False)
+    runbook = result.files["Invoke-Runbook.ps1"].decode("utf-8-sig")
+    assert "Test-Path -LiteralPath ('Cert:\\LocalMachine\\TrustedPublisher\\' + $Thumbprint)" in runbook  # the fact, quoted
+    prepare_at = runbook.index("function Initialize-ServerFolder")
+    check_at = runbook.index("-ScriptBlock $ReadTrustedPublisher -ArgumentList $SignerThumbprint", prepare_at)
+    assert check_at < runbook.index("$PrepareFolder", prepare_at)  # before the folder is prepared or copied
+    prepare = result.files["ansible/tasks/prepare.yml"].decode("utf-8")
+    assert "Test-Path -LiteralPath ($TrustedPublisherStore + $Signer)" in prepare
+    assert 'TrustedPublisherStore: !unsafe "Cert:\\\\LocalMachine\\\\TrustedPublisher\\\\"' in prepare
+    assert 'Signer: "{{ sfbgen_signer }}"' in prepare
+
+
+def test_a_preview_of_a_later_step_warns_instead_of_failing_its_guard():
+    """ansible-playbook --check runs every script with -WhatIf, and a previewed step leaves no record: a
+    later step's preview names what a real run needs first and goes on (it used to exit 1)."""
+    from sfbgen.compiler import compile_file
+
+    result = compile_file(ROOT / "samples" / "contoso.sfb", "unused", write=False)
+    script = result.files["fe01.contoso.com/2-Setup-Components.ps1"].decode("utf-8-sig")
+    guard = script[script.index("function Assert-StepDone"):]
+    guard = guard[: guard.index("\r\n}\r\n")]
+    assert guard.index("if ($WhatIfPreference) {") < guard.index("throw ('Step ' + $Step")
+    assert "Previewing anyway." in guard
