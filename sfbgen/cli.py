@@ -166,6 +166,25 @@ def _signer(sign_pfx, sign_cert, sign_key, timestamp_url):
     return signing.load_pem(sign_cert, sign_key, ask, timestamp_url)
 
 
+def _write_bundle(out: Path, format: Format, signing: tuple, write):
+    """What compile and patch share: load the signer (`signing`: --sign-pfx, --sign-cert, --sign-key,
+    --timestamp-url), call `write(signer, protected)` and map its failures to exit codes."""
+    from .diagnostics import SfbgenError
+
+    sign_pfx, sign_cert, sign_key, timestamp_url = signing
+    try:
+        signer = _signer(sign_pfx, sign_cert, sign_key, timestamp_url)
+        # The key and certificate files are inputs --out may never contain: replacing the bundle would delete them.
+        keys = tuple(p for p in (sign_pfx, sign_cert, sign_key) if p is not None)
+        return write(signer, keys)
+    except SfbgenError as exc:  # DiagnosticsError included
+        _exit_for(exc, format)
+    except OSError as exc:
+        # Writing the bundle failed (a full disk, a read-only folder): what was there before is as it was.
+        typer.echo(f"sfbgen: error: could not write the bundle: {visible(exc)}. {visible_path(out)} is unchanged.", err=True)
+        raise typer.Exit(74) from None
+
+
 @app.command("compile")
 def compile_(
     file: Path = typer.Argument(..., help="The topology file (.sfb).", show_default=False),
@@ -181,20 +200,12 @@ def compile_(
 ) -> None:
     """Compile a topology into per-server PowerShell bundles, RUNBOOK.md and plan.json."""
     from .compiler import Limits, compile_file
-    from .diagnostics import SfbgenError
 
-    try:
-        signer = _signer(sign_pfx, sign_cert, sign_key, timestamp_url)
-        # The key and certificate files are inputs --out may never contain: replacing the bundle would delete them.
-        keys = tuple(p for p in (sign_pfx, sign_cert, sign_key) if p is not None)
-        result = compile_file(file, out, signer, keep_files=False, protected=keys, serial=serial,
-                              limits=Limits(max_servers, max_output_mb))
-    except SfbgenError as exc:  # DiagnosticsError included
-        _exit_for(exc, format)
-    except OSError as exc:
-        # Writing the bundle failed (a full disk, a read-only folder): what was there before is as it was.
-        typer.echo(f"sfbgen: error: could not write the bundle: {visible(exc)}. {visible_path(out)} is unchanged.", err=True)
-        raise typer.Exit(74) from None
+    def write(signer, keys):
+        return compile_file(file, out, signer, keep_files=False, protected=keys, serial=serial,
+                            limits=Limits(max_servers, max_output_mb))
+
+    result = _write_bundle(out, format, (sign_pfx, sign_cert, sign_key, timestamp_url), write)
     _emit_text_or_json(result.diagnostics, _source_text(file), format)
     scripts = sum(len(s.scripts) for s in result.plan.servers)
     signed = "signed" if result.signed else "unsigned"
@@ -229,10 +240,10 @@ def patch(
     format: Format = typer.Option(Format.text, "--format", help="How to print diagnostics."),
 ) -> None:
     """Compile one update (or the in-place upgrade to Subscription Edition) into a signed bundle: Microsoft's procedure per role, pools one after another."""
-    from .diagnostics import SfbgenError, UsageError
+    from .diagnostics import UsageError
     from .patching import PatchSettings, patch_file
 
-    try:
+    def write(signer, keys):
         pairs = []
         for item in back_end:
             pool, sep, sql = item.partition("=")
@@ -243,14 +254,9 @@ def patch(
             installer=installer, arguments=arguments, target_version=target_version, edge_installer=edge_installer,
             back_ends=tuple(pairs), collocated_stores=tuple(collocated_stores), upgrade_to=upgrade_to.strip().lower(),
             version_entry=version_entry, pools=pools.strip().lower(), windows_server=tuple(v.strip() for v in windows_server.split(",") if v.strip()))
-        signer = _signer(sign_pfx, sign_cert, sign_key, timestamp_url)
-        keys = tuple(p for p in (sign_pfx, sign_cert, sign_key) if p is not None)
-        result = patch_file(file, out, settings, signer, protected=keys, serial=serial)
-    except SfbgenError as exc:  # DiagnosticsError included
-        _exit_for(exc, format)
-    except OSError as exc:
-        typer.echo(f"sfbgen: error: could not write the bundle: {visible(exc)}. {visible_path(out)} is unchanged.", err=True)
-        raise typer.Exit(74) from None
+        return patch_file(file, out, settings, signer, protected=keys, serial=serial)
+
+    result = _write_bundle(out, format, (sign_pfx, sign_cert, sign_key, timestamp_url), write)
     _emit_text_or_json(result.diagnostics, _source_text(file), format)
     pool_count = len(result.plan.windows)
     signed = "signed" if result.signed else "unsigned"

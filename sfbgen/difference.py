@@ -222,15 +222,13 @@ def _is_published_document(path: Path) -> bool:
     return not path.is_dir() and path.suffix.lower() in PUBLISHED_SUFFIXES
 
 
-def _import_options_like(topology_path: Path):
+def _import_options_like(topology):
     """What a published document cannot hold (the media, the certificate authority, the product),
-    taken from the topology it is compared with: the difference is then what the topology changes
-    against what is published, not the settings no published document carries."""
-    from .api import check_file
+    taken from the topology it is compared with (None: none), so that the difference is what the
+    topology changes against what is published, not the settings no published document carries."""
     from .importer import ImportOptions
 
     options = ImportOptions()
-    topology = check_file(topology_path).topology
     if topology is None:
         return options
     options.media = topology.media.value if topology.media else None
@@ -243,35 +241,61 @@ def _import_options_like(topology_path: Path):
     return options
 
 
-def _published_snapshot(path: Path, like: Path, signer: str = "") -> Snapshot:
-    """A published topology or Topology Builder document, imported as `sfbgen import` imports it
-    (issue 21: drift against what is published), then planned in memory like a topology file."""
-    from .api import compile_text
+def _compiled(path: Path, text: str | None = None, signer: str = ""):
+    """A topology file (or `text` under that name) checked and planned in memory, errors not raised: as
+    many servers as one compile may make, no more. `signer`: every script names the signer, as the
+    other side's do."""
+    from . import compiler
+    from .api import compile_path, compile_text
+
+    limits = compiler.Limits(max_servers=compiler.DEFAULT_MAX_SERVERS)
+    if text is not None:
+        return compile_text(text, str(path), limits=limits, signer=signer)
+    return compile_path(path, limits=limits, signer=signer)
+
+
+def _snapshot_of(result, name: str) -> Snapshot:
+    """The plan.json of a compiled side (with every script's work digest), or raise its diagnostics."""
     from .compiler import work_digests
-    from .diagnostics import DiagnosticsError
-    from .importer import import_file
     from .render import plan_document
 
-    imported = import_file(path, _import_options_like(like))
-    if imported.text is None:
-        raise DiagnosticsError(imported.diagnostics)
-    from . import compiler
-
-    result = compile_text(imported.text, str(path), limits=compiler.Limits(max_servers=compiler.DEFAULT_MAX_SERVERS), signer=signer)
     result.raise_for_errors()
     assert result.plan is not None and result.meta is not None
-    return Snapshot(str(path), plan_document(result.plan, result.meta, work_digests(result.plan, result.meta)))
+    return Snapshot(name, plan_document(result.plan, result.meta, work_digests(result.plan, result.meta)))
+
+
+def _published_snapshots(old: Path, new: Path) -> tuple[Snapshot, Snapshot]:
+    """Sides of which one or both are a published topology or Topology Builder document (issue 21:
+    drift against what is published): each document imported as `sfbgen import` imports it, with the
+    other side's settings, then planned like a topology file. The topology side is compiled once; OLD's
+    diagnostics are reported first, as everywhere else."""
+    from .diagnostics import DiagnosticsError
+    from .importer import import_file
+
+    topology_side = next((p for p in (old, new) if _is_topology(p)), None)
+    topology_result = _compiled(topology_side) if topology_side is not None else None
+    if topology_result is not None and topology_side is old:
+        topology_result.raise_for_errors()
+    options = _import_options_like(topology_result.topology if topology_result is not None else None)
+    sides = []
+    for path in (old, new):
+        if _is_published_document(path):
+            imported = import_file(path, options)
+            if imported.text is None:
+                raise DiagnosticsError(imported.diagnostics)
+            sides.append(_snapshot_of(_compiled(path, imported.text), str(path)))
+        elif path is topology_side and topology_result is not None:
+            sides.append(_snapshot_of(topology_result, str(path)))
+        else:
+            sides.append(snapshot(path))
+    return sides[0], sides[1]
 
 
 def _planned(path: Path, signer: str):
     """(plan, meta, renderer) of a topology file, or raise its diagnostics."""
-    from . import compiler
-    from .api import compile_path
     from .render import Renderer
 
-    # A side is rendered in memory: as many servers as one compile may make, no more. `signer`: every
-    # script names the signer, as the other side's do.
-    result = compile_path(path, limits=compiler.Limits(max_servers=compiler.DEFAULT_MAX_SERVERS), signer=signer)
+    result = _compiled(path, signer=signer)
     result.raise_for_errors()
     assert result.plan is not None and result.meta is not None
     return result.plan, result.meta, Renderer(result.plan, result.meta)
@@ -288,11 +312,7 @@ def snapshot(path: Path, signer: str = "") -> Snapshot:
         return _read_plan(plan, str(path))
     if path.suffix.lower() == ".json":
         return _read_plan(path, str(path))
-    from .compiler import work_digests
-    from .render import plan_document
-
-    plan, meta, _ = _planned(path, signer)
-    return Snapshot(str(path), plan_document(plan, meta, work_digests(plan, meta)))
+    return _snapshot_of(_compiled(path, signer=signer), str(path))
 
 
 def snapshots(old: Path, new: Path) -> tuple[Snapshot, Snapshot]:
@@ -303,10 +323,7 @@ def snapshots(old: Path, new: Path) -> tuple[Snapshot, Snapshot]:
     their fingerprints."""
     old, new = Path(old), Path(new)
     if _is_published_document(old) or _is_published_document(new):
-        published, other = (old, new) if _is_published_document(old) else (new, old)
-        like = other if _is_topology(other) else published
-        sides = [_published_snapshot(p, like) if _is_published_document(p) else snapshot(p) for p in (old, new)]
-        return sides[0], sides[1]
+        return _published_snapshots(old, new)
     if not (_is_topology(old) and _is_topology(new)):
         before = snapshot(old)
         return before, snapshot(new, signer=before.document.get("signer", ""))
